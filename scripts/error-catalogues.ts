@@ -1,0 +1,13 @@
+/**
+ * Every error catalogue of the product, by layer. docs/errors.md is generated from this list
+ * (npm run errors:doc) and test/docs/errors-doc.test.ts fails when the two disagree.
+ * Add a layer's catalogue here when the layer defines one.
+ */
+import type { ErrorCatalogue } from '../src/core/index.ts';
+import { coreErrors } from '../src/core/index.ts';
+import { binaryErrors } from '../src/binary/index.ts';
+
+export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
+  { layer: 'core', catalogue: coreErrors },
+  { layer: 'binary', catalogue: binaryErrors },
+];

@@ -1,0 +1,12 @@
+/** Every CLI command, registered in display order. One file per command (group). */
+import type { Command } from 'commander';
+import type { CliIo } from '../io.ts';
+import { registerDemo } from './demo.ts';
+
+type Register = (program: Command, io: CliIo) => void;
+
+const commands: readonly Register[] = [registerDemo];
+
+export function registerCommands(program: Command, io: CliIo): void {
+  for (const register of commands) register(program, io);
+}

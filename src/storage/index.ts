@@ -1,0 +1,5 @@
+/**
+ * src/storage — the ObjectStore seam and its implementations (local folder, S3, memory) and
+ * wrappers with the same interface (retry, concurrency limit, bandwidth limit, fault injection).
+ */
+export * from './object-store.ts';

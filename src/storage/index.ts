@@ -3,3 +3,6 @@
  * wrappers with the same interface (retry, concurrency limit, bandwidth limit, fault injection).
  */
 export * from './object-store.ts';
+export * from './errors.ts';
+export * from './object-key.ts';
+export * from './memory-store.ts';

@@ -6,3 +6,4 @@ export * from './object-store.ts';
 export * from './errors.ts';
 export * from './object-key.ts';
 export * from './memory-store.ts';
+export * from './fault-injecting-store.ts';

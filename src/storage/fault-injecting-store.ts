@@ -1,0 +1,111 @@
+/**
+ * A wrapper that injects faults into any ObjectStore, for crash and error tests: fail chosen
+ * operations, add latency, or "crash" after N mutating operations (every later operation fails,
+ * as if the process died; nothing half-written becomes visible, like a real atomic put).
+ */
+import { StorageError } from './errors.ts';
+import type {
+  ByteRange,
+  ObjectInfo,
+  ObjectStore,
+  PutOptions,
+  StoreProperties,
+} from './object-store.ts';
+
+export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete';
+
+export interface FaultPlan {
+  /** After this many successful put/delete calls, every operation fails with a crash error. */
+  readonly crashAfterMutations?: number;
+  /** Called before each operation; return an error to fail that operation. */
+  readonly failWhen?: (operation: StoreOperation, key: string) => Error | undefined;
+  /** Added before each operation. */
+  readonly latencyMs?: number;
+}
+
+export class SimulatedCrash extends StorageError {
+  constructor(operation: StoreOperation, key: string) {
+    super('STORAGE_IO', `simulated crash before ${operation} ${key}`, {
+      details: { simulatedCrash: true },
+    });
+  }
+}
+
+export class FaultInjectingStore implements ObjectStore {
+  readonly inner: ObjectStore;
+  readonly properties: StoreProperties;
+  #plan: FaultPlan;
+  #mutations = 0;
+  #crashed = false;
+
+  constructor(inner: ObjectStore, plan: FaultPlan = {}) {
+    this.inner = inner;
+    this.#plan = plan;
+    this.properties = {
+      ...inner.properties,
+      displayName: `faulty(${inner.properties.displayName})`,
+    };
+  }
+
+  get crashed(): boolean {
+    return this.#crashed;
+  }
+
+  get mutationCount(): number {
+    return this.#mutations;
+  }
+
+  /** Changes the plan (e.g. heal the store after a crash to let recovery run). */
+  setPlan(plan: FaultPlan): void {
+    this.#plan = plan;
+    this.#crashed = false;
+    this.#mutations = 0;
+  }
+
+  async #before(operation: StoreOperation, key: string): Promise<void> {
+    const { latencyMs, crashAfterMutations, failWhen } = this.#plan;
+    if (latencyMs !== undefined && latencyMs > 0)
+      await new Promise((r) => setTimeout(r, latencyMs));
+    if (this.#crashed) throw new SimulatedCrash(operation, key);
+    const mutating = operation === 'put' || operation === 'delete';
+    if (mutating && crashAfterMutations !== undefined && this.#mutations >= crashAfterMutations) {
+      this.#crashed = true;
+      throw new SimulatedCrash(operation, key);
+    }
+    const error = failWhen?.(operation, key);
+    if (error !== undefined) throw error;
+    if (mutating) this.#mutations += 1;
+  }
+
+  async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
+    await this.#before('put', key);
+    await this.inner.put(key, body, options);
+  }
+
+  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+    await this.#before('get', key);
+    return this.inner.get(key, range, options);
+  }
+
+  async stat(key: string): Promise<ObjectInfo | undefined> {
+    await this.#before('stat', key);
+    return this.inner.stat(key);
+  }
+
+  async *list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo> {
+    await this.#before('list', prefix);
+    for await (const info of this.inner.list(prefix, options)) {
+      if (this.#crashed) throw new SimulatedCrash('list', prefix);
+      yield info;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.#before('delete', key);
+    await this.inner.delete(key);
+  }
+
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+}

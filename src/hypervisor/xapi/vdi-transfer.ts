@@ -5,7 +5,7 @@
  * by us (task_id), whose result is authoritative: `finish()` waits for it and destroys it.
  */
 import type { IncomingMessage } from 'node:http';
-import { pipeline, type Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { EXPORT_RAW_VDI_PATH, IMPORT_RAW_VDI_PATH, MAX_HTTP_REDIRECTS } from './constants.ts';
 import { XapiError } from './errors.ts';
 import { ExportBodyCheck } from './export-check.ts';
@@ -154,7 +154,19 @@ export async function exportRawVdi(
     throw new XapiError('XAPI_PROTOCOL', 'export_raw_vdi sent an invalid Content-Length');
   }
   const check = new ExportBodyCheck(contentLengthBytes);
-  const stream = pipeline(response, check, () => undefined);
+  response.once('error', (error) => {
+    check.destroy(
+      new XapiError(
+        'XAPI_STREAM_TRUNCATED',
+        `export interrupted after ${check.seenBytes} bytes: ${error.message}`,
+        { cause: error, retryable: true, details: { seenBytes: check.seenBytes } },
+      ),
+    );
+  });
+  check.once('close', () => {
+    if (!response.complete) response.destroy();
+  });
+  const stream = response.pipe(check);
   let done = false;
   return {
     stream,

@@ -144,6 +144,10 @@ export class XapiSession {
     return `XapiSession(${this.#master.origin.host})`;
   }
 
+  toString(): string {
+    return `XapiSession(${this.#master.origin.host})`;
+  }
+
   toJSON(): { readonly host: string } {
     return { host: this.#master.origin.host };
   }

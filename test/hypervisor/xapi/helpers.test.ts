@@ -305,7 +305,7 @@ test('CBT disabled or the VDI migrated to another SR: list_changed_blocks fails,
     const disks = await listVmDisks(session, vmRecord);
     assert.equal(disks[0]?.vdi.uuid, moved.vdiUuid);
     assert.notEqual(moved.vdiUuid, vm.vdiUuids[0]);
-    assert.equal(disks[0]?.vdi.cbt_enabled, false);
+    assert.equal(disks[0].vdi.cbt_enabled, false);
     await assert.rejects(session.call('VDI.get_record', [vm.vdiRefs[0]]), {
       xapiCode: 'HANDLE_INVALID',
     });

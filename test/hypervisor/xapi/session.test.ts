@@ -136,8 +136,7 @@ test('Async calls: task polled, result parsed from XML-RPC, task destroyed; fail
     });
     const session = await fx.connect();
     const snapshotRef = await callAsync(session, 'VM.snapshot', [vm.vmRef, 'snap']);
-    assert.equal(typeof snapshotRef, 'string');
-    assert.ok(String(snapshotRef).startsWith('OpaqueRef:'));
+    assert.ok(typeof snapshotRef === 'string' && snapshotRef.startsWith('OpaqueRef:'));
     assert.equal(await session.call('VM.get_is_a_snapshot', [snapshotRef]), true);
     assert.deepEqual(await session.call('task.get_all'), [], 'the task was destroyed');
     const failure = await expectXapiError(callAsync(session, 'VM.destroy', [vm.vmRef]));

@@ -1,6 +1,7 @@
 /** XAPI-simulator side: the state shared by the RPC methods and the HTTP handlers, and the fault toggles. */
 import type { CbtPosition, CbtTracker } from './cbt-tracker.ts';
 import type { PoolDb } from './pool-db.ts';
+import type { SimEventLog } from './sim-events.ts';
 
 /** Fault and behaviour toggles; tests flip them between calls. */
 export interface SimFaults {
@@ -68,6 +69,7 @@ export interface SimContext {
   readonly db: PoolDb;
   readonly cbt: CbtTracker;
   readonly faults: SimFaults;
+  readonly events: SimEventLog;
   readonly credentials: { readonly username: string; readonly password: string };
   readonly sessions: Map<string, { username: string; lastUsedMs: number }>;
   /** Snapshot VDI ref → its place in its live disk's CBT chain. */

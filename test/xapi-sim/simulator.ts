@@ -23,6 +23,7 @@ import { CbtTracker, type CbtPosition } from './cbt-tracker.ts';
 import { SimNbdExports } from './nbd-exports.ts';
 import { NULL_REF, PoolDb, SimApiError, type SimDiskSpec } from './pool-db.ts';
 import { handleRpc } from './rpc-methods.ts';
+import { SimEventLog } from './sim-events.ts';
 import {
   defaultFaults,
   type SimContext,
@@ -119,6 +120,7 @@ export class XapiSimulator {
       db: this.db,
       cbt: this.#cbt,
       faults: this.faults,
+      events: new SimEventLog(),
       credentials: this.credentials,
       sessions: this.#sessions,
       cbtPositions: this.#cbtPositions,

@@ -12,13 +12,11 @@ import type { SimContext } from './sim-context.ts';
 import { finishSimTask } from './sim-tasks.ts';
 
 function failTask(ctx: SimContext, taskRef: string | null, info: readonly string[]): void {
-  const task = taskRef === null ? undefined : ctx.db.table('task').get(taskRef);
-  if (task?.['status'] === 'pending') finishSimTask(task, 'failure', '', info);
+  finishSimTask(ctx, taskRef, 'failure', '', info);
 }
 
-function succeedTask(ctx: SimContext, taskRef: string | null, result = ''): void {
-  const task = taskRef === null ? undefined : ctx.db.table('task').get(taskRef);
-  if (task?.['status'] === 'pending') finishSimTask(task, 'success', result);
+function succeedTask(ctx: SimContext, taskRef: string | null): void {
+  finishSimTask(ctx, taskRef, 'success');
 }
 
 function answer(res: ServerResponse, status: number, text: string): void {

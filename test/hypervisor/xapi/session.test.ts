@@ -156,6 +156,36 @@ test('Async calls: task polled, result parsed from XML-RPC, task destroyed; fail
   }
 });
 
+test('Async calls watched with event.from: no status polling, same results and typed failures', async () => {
+  const fx = await startSim();
+  try {
+    fx.sim.faults.asyncDelayMs = 150;
+    const vm = await fx.sim.addVm({
+      nameLabel: 'web',
+      disks: [{ nameLabel: 'root', sizeBytes: 1 << 20 }],
+    });
+    const session = await fx.connect();
+    const snapshotRef = await callAsync(session, 'VM.snapshot', [vm.vmRef, 'snap'], {
+      watch: 'events',
+      eventTimeoutSeconds: 0.05,
+    });
+    assert.ok(typeof snapshotRef === 'string' && snapshotRef.startsWith('OpaqueRef:'));
+    await assert.rejects(callAsync(session, 'VM.destroy', [vm.vmRef], { watch: 'events' }), {
+      code: 'XAPI_TASK_FAILED',
+      xapiCode: 'VM_BAD_POWER_STATE',
+    });
+    const methods = fx.logger.records.map((r) => r.fields['method']);
+    assert.ok(
+      methods.filter((m) => m === 'event.from').length >= 3,
+      'event.from blocked then returned',
+    );
+    assert.equal(methods.includes('task.get_status'), false, 'no polling');
+    assert.deepEqual(await session.call('task.get_all'), []);
+  } finally {
+    await fx.close();
+  }
+});
+
 test('MESSAGE_PARAMETER_COUNT_MISMATCH: the newer parameter is dropped and the call retried', async () => {
   const fx = await startSim();
   try {

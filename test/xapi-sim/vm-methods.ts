@@ -214,3 +214,28 @@ export function vmDestroy(ctx: SimContext, params: readonly unknown[]): void {
   }
   ctx.db.removeVm(str(params[0]));
 }
+
+/** VDI.create(record): an empty VDI of virtual_size on SR (sparse raw file). */
+export async function vdiCreate(ctx: SimContext, [record]: readonly unknown[]): Promise<string> {
+  if (typeof record !== 'object' || record === null) {
+    throw new SimApiError('FIELD_TYPE_ERROR', ['VDI record']);
+  }
+  const fields = record as Record<string, unknown>;
+  const sizeBytes = Number(fields['virtual_size']);
+  if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0) {
+    throw new SimApiError('FIELD_TYPE_ERROR', ['virtual_size']);
+  }
+  const srRef = str(fields['SR']);
+  const sr = ctx.db.get('SR', srRef);
+  return ctx.db.insertVdi(
+    {
+      nameLabel: str(fields['name_label'] ?? ''),
+      sizeBytes,
+      srUuid: str(sr['uuid']),
+    },
+    {
+      name_description: str(fields['name_description'] ?? ''),
+      other_config: { ...((fields['other_config'] ?? {}) as Record<string, string>) },
+    },
+  );
+}

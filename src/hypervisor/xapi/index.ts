@@ -22,3 +22,4 @@ export * from './snapshots.ts';
 export * from './cbt.ts';
 export * from './nbd-info.ts';
 export * from './networks.ts';
+export * from './vm-operations.ts';

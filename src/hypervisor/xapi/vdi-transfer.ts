@@ -10,7 +10,7 @@ import { EXPORT_RAW_VDI_PATH, IMPORT_RAW_VDI_PATH, MAX_HTTP_REDIRECTS } from './
 import { XapiError } from './errors.ts';
 import { ExportBodyCheck } from './export-check.ts';
 import { readXapiBody, sendXapiRequest, type XapiEndpoint } from './http-client.ts';
-import type { XapiSession } from './session.ts';
+import { redactSecrets, type XapiSession } from './session.ts';
 import { createTask, destroyTask, waitForTask } from './tasks.ts';
 
 export type VdiTransferFormat = 'raw' | 'vhd';
@@ -100,12 +100,17 @@ async function statusError(
   let xapiParams: string[] = [];
   if (status === 'failure') {
     const info = await session.call('task.get_error_info', [taskRef]).catch(() => []);
-    if (Array.isArray(info) && info.length > 0) [xapiCode, ...xapiParams] = info.map(String);
+    if (Array.isArray(info) && info.length > 0) {
+      [xapiCode, ...xapiParams] = info.map((item) => redactSecrets(String(item), session.secrets));
+    }
   }
-  const excerpt = body
-    .subarray(0, 200)
-    .toString('latin1')
-    .replace(/[^\x20-\x7e]/g, '?');
+  const excerpt = redactSecrets(
+    body
+      .subarray(0, 200)
+      .toString('latin1')
+      .replace(/[^\x20-\x7e]/g, '?'),
+    session.secrets,
+  );
   return new XapiError(
     'XAPI_HTTP_STATUS',
     `${what} answered HTTP ${response.statusCode ?? 0}${xapiCode === undefined ? '' : ` (${xapiCode})`}`,

@@ -1,11 +1,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { Readable } from 'node:stream';
 import fc from 'fast-check';
 import {
   CBT_BLOCK_BYTES,
   OtherConfigKeys,
   XapiError,
+  blockVmOperations,
+  createVdi,
+  getHostTime,
+  importRawVdi,
+  refByUuid,
+  unblockVmOperations,
   changedBlockSet,
   dataDestroyVdi,
   enableCbt,
@@ -309,6 +316,67 @@ test('CBT disabled or the VDI migrated to another SR: list_changed_blocks fails,
     await assert.rejects(session.call('VDI.get_record', [vm.vdiRefs[0]]), {
       xapiCode: 'HANDLE_INVALID',
     });
+  } finally {
+    await fx.close();
+  }
+});
+
+test('migrations blocked and unblocked; uuid lookups; host time', async () => {
+  const fx = await startSim();
+  try {
+    const vm = await fx.sim.addVm({
+      nameLabel: 'web',
+      disks: [{ nameLabel: 'root', sizeBytes: MiB }],
+    });
+    const session = await fx.connect();
+    await blockVmOperations(session, vm.vmRef, 'vmdelta backup running');
+    await blockVmOperations(session, vm.vmRef, 'vmdelta backup running'); // idempotent
+    assert.deepEqual((await getVmRecord(session, vm.vmRef)).blocked_operations, {
+      pool_migrate: 'vmdelta backup running',
+      migrate_send: 'vmdelta backup running',
+    });
+    await unblockVmOperations(session, vm.vmRef);
+    assert.deepEqual((await getVmRecord(session, vm.vmRef)).blocked_operations, {});
+    assert.equal(await refByUuid(session, 'VM', vm.vmUuid), vm.vmRef);
+    assert.equal(await refByUuid(session, 'VDI', vm.vdiUuids[0] ?? ''), vm.vdiRefs[0]);
+    await assert.rejects(refByUuid(session, 'VM', 'no-such-uuid'), { xapiCode: 'UUID_INVALID' });
+    const hosts = (await session.call('host.get_all')) as string[];
+    assert.match(await getHostTime(session, hosts[0] ?? ''), /^\d{8}T\d\d:\d\d:\d\dZ$/);
+  } finally {
+    await fx.close();
+  }
+});
+
+test('createVdi makes an empty disk on an SR that import_raw_vdi can fill', async () => {
+  const fx = await startSim();
+  try {
+    const session = await fx.connect();
+    const srs = (await session.call('SR.get_all')) as string[];
+    const vdiRef = await createVdi(session, {
+      srRef: srs[1] ?? '',
+      nameLabel: 'restored disk',
+      virtualSizeBytes: 2 * MiB,
+      otherConfig: { 'vmdelta:restore': 'yes' },
+    });
+    const vdi = await getVdiRecord(session, vdiRef);
+    assert.deepEqual(
+      [vdi.virtual_size, vdi.SR, vdi.other_config['vmdelta:restore']],
+      [2 * MiB, srs[1], 'yes'],
+    );
+    const data = randomBytes(2 * MiB);
+    await importRawVdi(session, {
+      vdi: vdi.uuid,
+      format: 'raw',
+      openBody: () => Readable.from([data]),
+      contentLengthBytes: data.length,
+    });
+    assert.ok((await fx.sim.readVdi(vdiRef)).equals(data));
+    await assert.rejects(
+      createVdi(session, { srRef: srs[0] ?? '', nameLabel: 'x', virtualSizeBytes: 0 }),
+      {
+        code: 'XAPI_PROTOCOL',
+      },
+    );
   } finally {
     await fx.close();
   }

@@ -267,3 +267,14 @@ test('neither the password nor the session reference reaches the logs', async ()
     await fx.close();
   }
 });
+
+test('an unreachable host is a retryable XAPI_TRANSPORT error', async () => {
+  const { freePort } = await import('../../harness/index.ts');
+  const port = await freePort();
+  const error = await expectXapiError(
+    openXapiSession({ url: `http://127.0.0.1:${port}`, username: 'root', password: 'secret-pass' }),
+  );
+  assert.equal(error.code, 'XAPI_TRANSPORT');
+  assert.equal(error.retryable, true);
+  assert.equal(error.message.includes('secret-pass'), false);
+});

@@ -223,13 +223,20 @@ test('HTTPS: the pinned certificate is accepted, a wrong pin is refused before a
   }
 });
 
-test('HTTPS: CA-verified trust accepts the harness CA and refuses without it', async () => {
+test('HTTPS: CA-verified trust accepts the harness CA and refuses without it; PEM pinning', async () => {
   const fx = await startSim({ tls: true });
   try {
     const { readFile } = await import('node:fs/promises');
     const caPem = await readFile(fx.pki?.caCertFile ?? '', 'utf8');
     const session = await fx.connect({ trust: { kind: 'ca', caPem } });
     assert.equal(((await session.call('SR.get_all')) as string[]).length, 2);
+    const serverPem = await readFile(fx.pki?.serverCertFile ?? '', 'utf8');
+    const byPem = await fx.connect({ trust: { kind: 'pinned', certificatePems: [serverPem] } });
+    assert.equal(((await byPem.call('SR.get_all')) as string[]).length, 2, 'PEM pinning works');
+    const wrongPem = await expectXapiError(
+      fx.connect({ trust: { kind: 'pinned', certificatePems: [caPem] } }),
+    );
+    assert.equal(wrongPem.code, 'XAPI_TLS_PIN_MISMATCH', 'the CA is not the host certificate');
     const error = await expectXapiError(fx.connect({ trust: { kind: 'ca' } }));
     assert.equal(error.code, 'XAPI_TRANSPORT');
     assert.equal(error.retryable, true);

@@ -7,9 +7,11 @@ import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
+import { vhdErrors } from '../src/vhd/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
+  { layer: 'vhd', catalogue: vhdErrors },
   { layer: 'storage', catalogue: storageErrors },
 ];

@@ -80,3 +80,23 @@ export async function openFileByteSource(path: string): Promise<ByteSource> {
     throw error;
   }
 }
+
+/** A byte source over a buffer (tests, small objects already in memory). */
+export function bufferByteSource(name: string, buffer: Buffer): ByteSource {
+  return {
+    name,
+    sizeBytes: buffer.length,
+    readAt: async (offsetBytes, lengthBytes) => {
+      if (offsetBytes < 0 || offsetBytes + lengthBytes > buffer.length)
+        throw new VhdError(
+          'VHD_TRUNCATED',
+          `${name}: [${offsetBytes}, +${lengthBytes}) beyond the end`,
+          {
+            details: { offsetBytes, lengthBytes },
+          },
+        );
+      return Buffer.from(buffer.subarray(offsetBytes, offsetBytes + lengthBytes));
+    },
+    close: async () => undefined,
+  };
+}

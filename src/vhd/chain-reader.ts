@@ -114,10 +114,7 @@ export async function openVhdChain(
         );
       const parent = await openParent(last.path, last.reader);
       layers.push(parent);
-      if (
-        parent.reader.blockSizeBytes !== last.reader.blockSizeBytes &&
-        parent.reader.header !== undefined
-      )
+      if (parent.reader.blockSizeBytes !== last.reader.blockSizeBytes)
         throw new VhdError(
           'VHD_PARENT_MISMATCH',
           `${parent.path} has ${parent.reader.blockSizeBytes}-byte blocks, its child ${last.path} ${last.reader.blockSizeBytes}`,

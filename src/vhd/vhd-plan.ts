@@ -100,7 +100,7 @@ export function planVhd(shape: VhdSourceShape, options: VhdWriteOptions = {}): V
   if (sizeBytes > MAX_WRITE_SIZE_BYTES)
     throw new VhdError(
       'VHD_TOO_LARGE',
-      `a ${formatBytes(sizeBytes)} disk does not fit a VHD: the limit is ${formatBytes(MAX_WRITE_SIZE_BYTES)} (QEMU and XAPI refuse more); export it as raw instead`,
+      `a disk of ${sizeBytes} bytes (${formatBytes(sizeBytes)}) does not fit a VHD: the limit is 2040 GiB (${MAX_WRITE_SIZE_BYTES} bytes), above which QEMU and XAPI refuse VHDs; export it as raw instead`,
       { details: { field: 'sizeBytes', sizeBytes, maxSizeBytes: MAX_WRITE_SIZE_BYTES } },
     );
   if (!Number.isSafeInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % VHD_SECTOR_BYTES !== 0)

@@ -80,6 +80,13 @@ export class VhdReader {
       await readRange(source, headerOffset, HEADER_BYTES, 'footer.dataOffset (header)'),
       footer.sizeBytes,
     );
+    const batEnd = header.tableOffsetNumber + batSizeBytes(header.maxTableEntries);
+    if (batEnd > source.sizeBytes - FOOTER_BYTES)
+      throw new VhdError(
+        'VHD_BAD_LAYOUT',
+        `the BAT [${header.tableOffsetNumber}, ${batEnd}) lies beyond the data end of ${source.name} (${source.sizeBytes - FOOTER_BYTES} bytes)`,
+        { details: { field: 'header.tableOffset', fileSizeBytes: source.sizeBytes } },
+      );
     const batBytes = await readRange(
       source,
       header.tableOffsetNumber,

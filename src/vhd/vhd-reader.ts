@@ -7,6 +7,7 @@ import {
   DEFAULT_BLOCK_BYTES,
   DiskType,
   FOOTER_BYTES,
+  FOOTER_COOKIE,
   HEADER_BYTES,
   MAX_LOCATOR_DATA_BYTES,
   PlatformCode,
@@ -193,6 +194,9 @@ async function readTrailingFooter(source: ByteSource): Promise<ValidVhdFooter> {
   try {
     return decodeFooter(trailing);
   } catch (error) {
+    // A final footer that is there but damaged is reported as such; a missing one (no cookie)
+    // while the copy at offset 0 is valid means the file was cut.
+    if (trailing.subarray(0, 8).toString('latin1') === FOOTER_COOKIE) throw error;
     let copyValid = false;
     try {
       copyValid =
@@ -204,7 +208,7 @@ async function readTrailingFooter(source: ByteSource): Promise<ValidVhdFooter> {
     if (!copyValid) throw error;
     throw new VhdError(
       'VHD_TRUNCATED',
-      `${source.name}: the final footer is missing or damaged while the footer copy at offset 0 is valid (truncated file?)`,
+      `${source.name}: no final footer, while the footer copy at offset 0 is valid (truncated file?)`,
       { cause: error, details: { field: 'footer' } },
     );
   }

@@ -77,6 +77,12 @@ export class StreamCursor {
 
   /** Skips forward to an absolute offset (which must not be behind the cursor). */
   async skipTo(offsetBytes: number, field: string): Promise<void> {
+    if (offsetBytes < this.#positionBytes)
+      throw new VhdError(
+        'VHD_STREAM_ORDER',
+        `${field}: at offset ${offsetBytes}, behind the stream position ${this.#positionBytes}`,
+        { details: { field, offsetBytes, positionBytes: this.#positionBytes } },
+      );
     await this.skip(offsetBytes - this.#positionBytes, field);
   }
 

@@ -11,9 +11,8 @@
  * - The last block is padded with zeros to the VHD block size.
  * - Yielded buffers are read-only (some are shared or belong to the source).
  */
-import { createWriteStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { VHD_SECTOR_BYTES } from './constants.ts';
 import { VhdError } from './errors.ts';
 import { sectorBitmapBytes, setSectorRange } from './sector-bitmap.ts';
@@ -47,15 +46,61 @@ export function writeVhd(
   };
 }
 
-/** Writes the VHD of `source` to a file; returns the plan (length, uuid, timestamp). */
+/**
+ * Writes the VHD of `source` to a file; returns the plan (length, uuid, timestamp). Chunks are
+ * gathered into vectored writes of at most `batchBytes` (default 8 MiB) to save system calls.
+ */
 export async function writeVhdFile(
   source: VhdWriterSource,
   path: string,
-  options: VhdWriteOptions & { signal?: AbortSignal } = {},
+  options: VhdWriteOptions & { signal?: AbortSignal; batchBytes?: number } = {},
 ): Promise<VhdPlan> {
   const writer = writeVhd(source, options);
-  await pipeline(writer.toReadable(), createWriteStream(path));
+  const batchBytes = options.batchBytes ?? 8 * 1024 * 1024;
+  const handle = await open(path, 'w');
+  try {
+    let batch: Buffer[] = [];
+    let pendingBytes = 0;
+    let positionBytes = 0;
+    const flush = async (): Promise<void> => {
+      let buffers = batch;
+      while (buffers.length > 0) {
+        const { bytesWritten } = await handle.writev(buffers, positionBytes);
+        positionBytes += bytesWritten;
+        buffers = dropWritten(buffers, bytesWritten);
+      }
+      batch = [];
+      pendingBytes = 0;
+    };
+    for await (const chunk of writer) {
+      batch.push(chunk);
+      pendingBytes += chunk.length;
+      if (pendingBytes >= batchBytes || batch.length >= 1000) await flush();
+    }
+    await flush();
+    if (positionBytes !== writer.lengthBytes)
+      throw new VhdError(
+        'VHD_INVALID_SOURCE',
+        `wrote ${positionBytes} bytes, planned ${writer.lengthBytes}`,
+      );
+  } finally {
+    await handle.close();
+  }
   return writer.plan;
+}
+
+/** The buffers left after a short vectored write of `writtenBytes`. */
+function dropWritten(buffers: Buffer[], writtenBytes: number): Buffer[] {
+  let left = writtenBytes;
+  let at = 0;
+  while (at < buffers.length && left >= (buffers[at]?.length ?? 0)) {
+    left -= buffers[at]?.length ?? 0;
+    at += 1;
+  }
+  const rest = buffers.slice(at);
+  const first = rest[0];
+  if (first !== undefined && left > 0) rest[0] = first.subarray(left);
+  return rest;
 }
 
 const sharedZeros = new Map<number, Buffer>();

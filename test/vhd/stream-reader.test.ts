@@ -211,6 +211,23 @@ test('bad input gives a typed error naming the field', async () => {
   );
 });
 
+test('a BAT stored after the blocks: random access reads it, a stream refuses it', async () => {
+  const blocks = [0, 1].map((index) => ({ index, data: patternBytes(2 * MiB, index + 5) }));
+  const good = craftVhd({ sizeBytes: 4 * MiB, blocks });
+  const batAt = good.length - 512;
+  const moved = editHeader(
+    Buffer.concat([good.subarray(0, batAt), good.subarray(1536, 2048), good.subarray(batAt)]),
+    (h) => h.writeBigUInt64BE(BigInt(batAt), 16),
+  );
+  const reader = await VhdReader.open(bufferByteSource('moved', moved));
+  assert.deepEqual(reader.allocatedBlocks(), [0, 1]);
+  assert.ok((await reader.readBlock(1))?.data.equals(blocks[1]?.data ?? Buffer.alloc(0)));
+  await assert.rejects(openVhdStream(chunked(moved)), {
+    code: 'VHD_STREAM_ORDER',
+    details: { field: 'bat[0]' },
+  });
+});
+
 function editBat(file: Buffer, index: number, sector: number): Buffer {
   const copy = Buffer.from(file);
   copy.writeUInt32BE(sector, 1536 + 4 * index);

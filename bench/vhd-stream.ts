@@ -23,7 +23,7 @@ const blockSizeBytes = 2 * MiB;
 const blockCount = sizeBytes / blockSizeBytes;
 
 /** Best of `runs` timings, each after a sync so earlier writeback does not leak in. */
-async function timed(what: () => Promise<unknown>, runs = 2): Promise<number> {
+async function timed(what: () => Promise<unknown>, runs = 3): Promise<number> {
   let best = Infinity;
   for (let run = 0; run < runs; run += 1) {
     await exec('sync');

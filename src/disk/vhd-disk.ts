@@ -123,12 +123,14 @@ export async function openVhdStreamDisk(
 
 /**
  * A VHD file. Default: the whole chain as a full disk. `layer: true`: a differencing file alone
- * as a delta (partial blocks completed from its parents, opened with the chain).
+ * as a delta (partial blocks completed from its parents, opened with the chain). Reads run
+ * `readAheadBlocks` (default 4) blocks ahead of the consumer.
  */
 export async function openVhdFileDisk(
   path: string,
-  options: { layer?: boolean } = {},
+  options: { layer?: boolean; readAheadBlocks?: number } = {},
 ): Promise<VhdDisk> {
+  const readAheadBlocks = Math.max(1, options.readAheadBlocks ?? 4);
   const chain: VhdChain = await openVhdChain(path);
   const tip = chain.tip;
   const layerOnly = options.layer === true && tip.diskType === DiskType.differencing;
@@ -144,10 +146,24 @@ export async function openVhdFileDisk(
     kind: layerOnly ? 'delta' : 'full',
     blocks,
     produce: async function* (signal) {
-      for (const index of blocks) {
+      // Bounded read-ahead: up to `readAheadBlocks` positional reads in flight.
+      const pending: { index: number; data: Promise<Buffer | undefined> }[] = [];
+      const indexes = blocks[Symbol.iterator]();
+      const fill = (): void => {
+        while (pending.length < readAheadBlocks) {
+          const next = indexes.next();
+          if (next.done === true) return;
+          const data = chain.readBlock(next.value);
+          data.catch(() => undefined); // awaited below; avoid an unhandled rejection meanwhile
+          pending.push({ index: next.value, data });
+        }
+      };
+      fill();
+      for (let head = pending.shift(); head !== undefined; head = pending.shift()) {
         throwIfAborted(signal);
-        const data = (await chain.readBlock(index)) ?? Buffer.alloc(blockSizeBytes);
-        yield { index, data: trim(index, data, sizeBytes, blockSizeBytes) };
+        const data = (await head.data) ?? Buffer.alloc(blockSizeBytes);
+        fill();
+        yield { index: head.index, data: trim(head.index, data, sizeBytes, blockSizeBytes) };
       }
     },
     close: () => chain.close(),

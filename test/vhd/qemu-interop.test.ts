@@ -86,6 +86,27 @@ test('we read dynamic VHDs written by qemu-img convert (stream and random access
     } finally {
       await file.close();
     }
+    // A fixed VHD (raw data + footer) reads through the random-access reader.
+    const fixedPath = join(dir.path, 'fixed.vhd');
+    await run(requireTool('qemu-img'), [
+      'convert',
+      '-f',
+      'raw',
+      '-O',
+      'vpc',
+      '-o',
+      'subformat=fixed,force_size=on',
+      rawPath,
+      fixedPath,
+    ]);
+    const fixed = await openVhdFileDisk(fixedPath);
+    try {
+      assert.equal(fixed.footer.diskType, 2);
+      assert.equal(fixed.blocks.count, 13);
+      assert.ok((await materialise(fixed)).equals(raw));
+    } finally {
+      await fixed.close();
+    }
     // And a sparse image written in place by qemu-io on a qemu-img create'd VHD.
     const created = join(dir.path, 'created.vhd');
     await run(requireTool('qemu-img'), [

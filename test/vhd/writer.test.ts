@@ -115,6 +115,36 @@ test('a delta with small source blocks gets partial sector bitmaps', async () =>
   }
 });
 
+test('the writer pulls source blocks only as its output is consumed (bounded memory)', async () => {
+  const blockCount = 64;
+  let pulled = 0;
+  const source = {
+    sizeBytes: blockCount * 2 * MiB,
+    blockSizeBytes: 2 * MiB,
+    kind: 'full' as const,
+    blocks: BlockSet.all(blockCount),
+    readBlocks: async function* () {
+      for (let index = 0; index < blockCount; index += 1) {
+        pulled += 1;
+        yield { index, data: Buffer.alloc(2 * MiB, index) };
+      }
+    },
+  };
+  const writer = writeVhd(source);
+  let consumedBytes = 0;
+  let maxLead = 0;
+  const readable = writer.toReadable();
+  for await (const chunk of readable) {
+    consumedBytes += (chunk as Buffer).length;
+    const consumedBlocks = Math.floor(consumedBytes / (2 * MiB + 512));
+    maxLead = Math.max(maxLead, pulled - consumedBlocks);
+  }
+  assert.equal(consumedBytes, writer.lengthBytes);
+  assert.equal(pulled, blockCount);
+  // At most the block being written and the next one are held, never the disk.
+  assert.ok(maxLead <= 2, `writer ran ${maxLead} blocks ahead of its consumer`);
+});
+
 test('sizes above 2040 GiB are refused with a clear error, before any byte', () => {
   const sizeBytes = 2041 * 1024 * MiB;
   const huge: DiskSource = {

@@ -32,7 +32,7 @@ import {
 } from '../vhd/index.ts';
 import { throwIfAborted } from '../core/index.ts';
 
-/** Reads the parent's content of a block (blockSizeBytes), undefined = zeros. */
+/** The parent's content of a block (blockSizeBytes, a buffer the caller may modify), undefined = zeros. */
 export type ReadParentBlock = (index: number) => Promise<Buffer | undefined>;
 
 export class VhdDisk implements DiskSource {

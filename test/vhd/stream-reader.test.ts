@@ -211,6 +211,27 @@ test('bad input gives a typed error naming the field', async () => {
   );
 });
 
+test('reading stops with CANCELLED when the signal aborts', async () => {
+  const blocks = [0, 1, 2].map((index) => ({ index, data: patternBytes(2 * MiB, index) }));
+  const bytes = craftVhd({ sizeBytes: 6 * MiB, blocks });
+  const controller = new AbortController();
+  const stream = await openVhdStream(chunked(bytes));
+  const seen: number[] = [];
+  await assert.rejects(
+    (async () => {
+      for await (const block of stream.blocks({ signal: controller.signal })) {
+        seen.push(block.index);
+        controller.abort();
+      }
+    })(),
+    { code: 'CANCELLED' },
+  );
+  assert.deepEqual(seen, [0]);
+  await assert.rejects(openVhdStream(chunked(bytes), { signal: AbortSignal.abort() }), {
+    code: 'CANCELLED',
+  });
+});
+
 test('a BAT stored after the blocks: random access reads it, a stream refuses it', async () => {
   const blocks = [0, 1].map((index) => ({ index, data: patternBytes(2 * MiB, index + 5) }));
   const good = craftVhd({ sizeBytes: 4 * MiB, blocks });

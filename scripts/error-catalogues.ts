@@ -8,10 +8,12 @@ import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
+import { vhdErrors } from '../src/vhd/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
+  { layer: 'vhd', catalogue: vhdErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
 ];

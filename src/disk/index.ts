@@ -6,3 +6,4 @@
 export * from './block-set.ts';
 export * from './disk.ts';
 export * from './memory-disk.ts';
+export * from './vhd-disk.ts';

@@ -7,3 +7,4 @@ export * from './errors.ts';
 export * from './object-key.ts';
 export * from './memory-store.ts';
 export * from './fault-injecting-store.ts';
+export * from './local-store.ts';

@@ -5,6 +5,7 @@
 export * from './object-store.ts';
 export * from './errors.ts';
 export * from './object-key.ts';
+export * from './byte-range.ts';
 export * from './memory-store.ts';
 export * from './fault-injecting-store.ts';
 export * from './local-store.ts';

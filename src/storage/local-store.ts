@@ -27,6 +27,7 @@ import type {
   PutOptions,
   StoreProperties,
 } from './object-store.ts';
+import { resolveRange } from './byte-range.ts';
 import { errnoOf, keyToPath, RootGuard, temporaryName } from './local-paths.ts';
 import { walkObjects, walkTemporaryFiles } from './local-list.ts';
 
@@ -35,34 +36,6 @@ export interface LocalStoreOptions {
   readonly maxConcurrency?: number;
   /** fsync files and folders (default true; only tests of throughput may turn it off). */
   readonly durable?: boolean;
-}
-
-export function rangeError(key: string, range: ByteRange, sizeBytes: number): StorageError {
-  return new StorageError(
-    'STORAGE_INVALID_RANGE',
-    `${key}: range ${range.offsetBytes}+${range.lengthBytes ?? 'end'} outside ${sizeBytes} bytes`,
-    { details: { key, offsetBytes: range.offsetBytes, sizeBytes } },
-  );
-}
-
-/** The [start, end) byte span a range asks for, or an INVALID_RANGE error. */
-export function resolveRange(
-  key: string,
-  range: ByteRange | undefined,
-  sizeBytes: number,
-): { startBytes: number; endBytes: number } {
-  if (range === undefined) return { startBytes: 0, endBytes: sizeBytes };
-  const { offsetBytes, lengthBytes } = range;
-  const endBytes = lengthBytes === undefined ? sizeBytes : offsetBytes + lengthBytes;
-  if (
-    !Number.isSafeInteger(offsetBytes) ||
-    offsetBytes < 0 ||
-    (lengthBytes !== undefined && (!Number.isSafeInteger(lengthBytes) || lengthBytes < 0)) ||
-    offsetBytes > sizeBytes ||
-    endBytes > sizeBytes
-  )
-    throw rangeError(key, range, sizeBytes);
-  return { startBytes: offsetBytes, endBytes };
 }
 
 function ioError(what: string, key: string, error: unknown): StorageError {

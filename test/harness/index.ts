@@ -9,3 +9,4 @@ export * from './process.ts';
 export * from './pki.ts';
 export * from './images.ts';
 export * from './nbd-servers.ts';
+export * from './swift.ts';

@@ -9,3 +9,6 @@ export * from './byte-range.ts';
 export * from './memory-store.ts';
 export * from './fault-injecting-store.ts';
 export * from './local-store.ts';
+export * from './retrying-store.ts';
+export * from './limited-store.ts';
+export * from './throttled-store.ts';

@@ -12,3 +12,4 @@ export * from './local-store.ts';
 export * from './retrying-store.ts';
 export * from './limited-store.ts';
 export * from './throttled-store.ts';
+export * from './open-store.ts';

@@ -9,7 +9,7 @@ import {
   CreateMultipartUploadCommand,
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
-import { StorageError } from '../../src/storage/index.ts';
+import { openStore, StorageError, testStore } from '../../src/storage/index.ts';
 import {
   openS3Store,
   probeConditionalPut,
@@ -238,6 +238,32 @@ describe('S3 store on Swift: what only S3 has', () => {
       assert.equal(await store.sweepIncompleteUploads(0, Date.now() + 1000), 0);
     } finally {
       await store.close();
+    }
+  });
+
+  test('openStore + testStore: a working S3 config passes, a wrong secret fails testStore with STORAGE_AUTH', async () => {
+    const good = { type: 's3', ...config({ prefix: 'tested' }), conditionalPut: undefined };
+    delete good.partSizeBytes;
+    const store = await openStore(good);
+    try {
+      const result = await testStore(store);
+      assert.equal(result.conditionalPut, false);
+      assert.match(result.displayName, /^s3:127\.0\.0\.1:\d+\/vmdelta-test\/tested\/$/);
+    } finally {
+      await store.close();
+    }
+    // Swift answers the If-None-Match probe with 501 before checking the signature, so opening
+    // succeeds; testStore is what finds out.
+    const wrong = await openStore({ ...good, secretAccessKey: 'wrong-secret-3' });
+    try {
+      await assert.rejects(testStore(wrong), (error: unknown) => {
+        assert.ok(isStorageError('STORAGE_AUTH')(error));
+        assert.match((error as Error).message, /connectivity test \(write\)/);
+        assert.doesNotMatch((error as Error).message, /wrong-secret-3/);
+        return true;
+      });
+    } finally {
+      await wrong.close();
     }
   });
 });

@@ -10,3 +10,4 @@ export * from './pki.ts';
 export * from './images.ts';
 export * from './nbd-servers.ts';
 export * from './swift.ts';
+export * from './s3rver.ts';

@@ -17,6 +17,11 @@ export interface ConformanceOptions {
   readonly paginationKeys?: number;
   /** Size of the large-object test (> the S3 multipart threshold). */
   readonly largeObjectBytes?: number;
+  /**
+   * False only for servers known to break S3's listing order (s3rver walks its folders, so
+   * "a/b" comes before "a-c"): the listing is then compared as a set.
+   */
+  readonly lexicographicList?: boolean;
   /** Distinct keys written at once in the concurrency test. */
   readonly concurrentPuts?: number;
 }
@@ -60,6 +65,8 @@ export function describeObjectStoreConformance(
   const paginationKeys = options.paginationKeys ?? 30;
   const largeObjectBytes = options.largeObjectBytes ?? 3 * 1024 * 1024 + 17;
   const concurrentPuts = options.concurrentPuts ?? 24;
+  const ordered = options.lexicographicList ?? true;
+  const inOrder = (keys: string[]): string[] => (ordered ? keys : [...keys].sort());
 
   const withStore = (fn: (store: ObjectStore) => Promise<void>) => async (): Promise<void> => {
     const { store, cleanup } = await factory();
@@ -202,15 +209,15 @@ export function describeObjectStoreConformance(
         const keys = ['b', 'a/b/c', 'a-c', 'a.b', 'ab', 'a/b0', 'a/a', 'A', 'a0/x', 'z/y/x/w'];
         await Promise.all(keys.map((key, i) => store.put(key, Buffer.alloc(i, 7))));
         const sorted = [...keys].sort();
-        assert.deepEqual(await collect(store, ''), sorted);
-        assert.deepEqual(await collect(store, 'a/'), ['a/a', 'a/b/c', 'a/b0']);
-        assert.deepEqual(await collect(store, 'a/b'), ['a/b/c', 'a/b0']);
+        assert.deepEqual(inOrder(await collect(store, '')), sorted);
+        assert.deepEqual(inOrder(await collect(store, 'a/')), ['a/a', 'a/b/c', 'a/b0']);
+        assert.deepEqual(inOrder(await collect(store, 'a/b')), ['a/b/c', 'a/b0']);
         assert.deepEqual(
-          await collect(store, 'a'),
+          inOrder(await collect(store, 'a')),
           sorted.filter((k) => k.startsWith('a')),
         );
-        assert.deepEqual(await collect(store, 'q'), []);
-        assert.deepEqual(await collect(store, 'z/y/'), ['z/y/x/w']);
+        assert.deepEqual(inOrder(await collect(store, 'q')), []);
+        assert.deepEqual(inOrder(await collect(store, 'z/y/')), ['z/y/x/w']);
         for await (const info of store.list('')) {
           assert.equal(info.sizeBytes, keys.indexOf(info.key), `size of ${info.key}`);
         }

@@ -151,7 +151,19 @@ export async function startSwift(): Promise<SwiftServer> {
   );
 
   const daemons: (Daemon & { output?: () => string })[] = [];
+  // If the test process exits without stop() (a crash, an uncaught error), kill what we started.
+  const killOnExit = (): void => {
+    for (const daemon of daemons) {
+      try {
+        process.kill(daemon.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killOnExit);
   const stopAll = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
     await Promise.all(daemons.map((d) => d.stop()));
   };
   const logs = (): string =>

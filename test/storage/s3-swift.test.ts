@@ -16,7 +16,7 @@ import {
   S3ObjectStore,
   type S3StoreConfig,
 } from '../../src/storage/s3-store.ts';
-import { freePort, startSwift, type SwiftServer } from '../harness/index.ts';
+import { freePort, isAlive, startSwift, type SwiftServer } from '../harness/index.ts';
 import { describeObjectStoreConformance, isStorageError } from './conformance.ts';
 
 const BUCKET = 'vmdelta-test';
@@ -53,6 +53,8 @@ before(async () => {
 
 after(async () => {
   await swift?.stop();
+  for (const pid of swift?.pids ?? [])
+    assert.equal(isAlive(pid), false, `Swift pid ${pid} stopped`);
 });
 
 describeObjectStoreConformance(

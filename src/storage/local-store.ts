@@ -98,7 +98,8 @@ export class LocalObjectStore implements ObjectStore {
           }
           throw error;
         }
-        await unlink(temp);
+        // The object is committed; a leftover temp file is only garbage for the sweep.
+        await unlink(temp).catch(() => undefined);
       } else {
         await rename(temp, target);
       }

@@ -54,6 +54,8 @@ export interface S3StoreConfig extends S3ConnectionConfig {
   /** Parts uploaded at once per multipart upload (default 4). */
   readonly queueSize?: number | undefined;
   readonly maxConcurrency?: number | undefined;
+  /** Keys per ListObjectsV2 page (default and maximum 1000; small values exercise paging). */
+  readonly listPageKeys?: number | undefined;
   /** Skip the probe and declare whether If-None-Match: * is honoured. */
   readonly conditionalPut?: boolean | undefined;
 }
@@ -88,6 +90,7 @@ export class S3ObjectStore implements ObjectStore {
   readonly prefix: string;
   readonly #partSizeBytes: number;
   readonly #queueSize: number;
+  readonly #listPageKeys: number;
 
   constructor(config: S3StoreConfig & { conditionalPut: boolean }, client?: S3Client) {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(config.bucket))
@@ -99,6 +102,7 @@ export class S3ObjectStore implements ObjectStore {
     this.prefix = normalizePrefix(config.prefix);
     this.#partSizeBytes = Math.max(MIN_PART_BYTES, config.partSizeBytes ?? 16 * MiB);
     this.#queueSize = config.queueSize ?? 4;
+    this.#listPageKeys = Math.min(1000, Math.max(1, config.listPageKeys ?? 1000));
     this.properties = {
       displayName: `s3:${endpointHost(config.endpoint, config.region)}/${config.bucket}/${this.prefix}`,
       maxConcurrency: config.maxConcurrency ?? 16,
@@ -209,7 +213,7 @@ export class S3ObjectStore implements ObjectStore {
           new ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
-            MaxKeys: 1000,
+            MaxKeys: this.#listPageKeys,
             ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
           }),
           withSignal(signal),

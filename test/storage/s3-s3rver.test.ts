@@ -35,7 +35,7 @@ describeObjectStoreConformance(
   async () => {
     runs += 1;
     const store = new S3ObjectStore({
-      ...config({ prefix: `run-${runs}` }),
+      ...config({ prefix: `run-${runs}`, listPageKeys: 7 }),
       conditionalPut: false,
     });
     return {

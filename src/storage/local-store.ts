@@ -135,13 +135,14 @@ export class LocalObjectStore implements ObjectStore {
       throw error;
     }
     if (firstCreated === undefined || !this.#durable) return;
+    // Each new folder's name lives in its parent: fsync the parents down to (not including) the
+    // object's own folder, which put fsyncs after the rename.
     let folder = dirname(firstCreated);
-    for (;;) {
+    while (folder !== dir) {
       await this.#syncFolder(folder);
-      if (folder === dir) break;
-      const rest = relative(folder, dir).split(sep)[0];
-      if (rest === undefined || rest === '') break;
-      folder = join(folder, rest);
+      const next = relative(folder, dir).split(sep)[0];
+      if (next === undefined || next === '') break;
+      folder = join(folder, next);
     }
   }
 

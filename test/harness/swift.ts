@@ -108,8 +108,19 @@ async function httpOk(url: string): Promise<boolean> {
   return response.ok && body.trim() === 'OK';
 }
 
-/** Starts Swift + s3api on free ports; call stop() in `after`/`finally`. */
+/**
+ * Starts Swift + s3api on free ports; call stop() in `after`/`finally`. A second attempt on new
+ * ports covers the rare case of a free port taken by someone else before Swift binds it.
+ */
 export async function startSwift(): Promise<SwiftServer> {
+  try {
+    return await startSwiftOnce();
+  } catch {
+    return startSwiftOnce();
+  }
+}
+
+async function startSwiftOnce(): Promise<SwiftServer> {
   const memcachedTool = requireTool('memcached');
   const tools = {
     account: requireTool('swift-account-server'),

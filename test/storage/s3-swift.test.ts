@@ -10,12 +10,8 @@ import {
   PutObjectCommand,
 } from '@aws-sdk/client-s3';
 import { openStore, StorageError, testStore } from '../../src/storage/index.ts';
-import {
-  openS3Store,
-  probeConditionalPut,
-  S3ObjectStore,
-  type S3StoreConfig,
-} from '../../src/storage/s3-store.ts';
+import { openS3Store, probeConditionalPut } from '../../src/storage/s3-open.ts';
+import { S3ObjectStore, type S3StoreConfig } from '../../src/storage/s3-store.ts';
 import { freePort, isAlive, startSwift, type SwiftServer } from '../harness/index.ts';
 import { describeObjectStoreConformance, isStorageError } from './conformance.ts';
 

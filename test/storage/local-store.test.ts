@@ -65,13 +65,24 @@ test('a put killed mid-way (SIGKILL) leaves no visible object', async () => {
       },
     );
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    await new Promise((r) => setTimeout(r, 400));
+    // Kill it while the second object's temporary file is being written (the first object is
+    // committed by then), so the kill lands mid-put.
+    const deadline = Date.now() + 30_000;
+    let caughtMidPut = false;
+    while (Date.now() < deadline && !caughtMidPut) {
+      const names = await readdir(join(root, 'k')).catch(() => [] as string[]);
+      caughtMidPut = names.includes('0') && names.some((name) => name.startsWith('.vmdelta-tmp'));
+      if (!caughtMidPut) await new Promise((r) => setTimeout(r, 1));
+    }
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
+    assert.ok(caughtMidPut, 'the child was killed during a put');
+    const keys: string[] = [];
     for await (const info of store.list('')) {
-      // every listed object is whole
-      assert.equal(info.sizeBytes, 64 * 1024 * 1024, info.key);
+      keys.push(info.key);
+      assert.equal(info.sizeBytes, 64 * 1024 * 1024, `${info.key} is whole`);
     }
+    assert.ok(keys.includes('k/0'), 'the committed object survives');
     const swept = await store.sweepTemporaryFiles(0);
     assert.ok(swept <= 1, 'at most the one in-flight temporary file');
     const left = await readdir(join(root, 'k')).catch(() => []);

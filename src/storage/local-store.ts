@@ -10,6 +10,7 @@
  *   exists, atomically, so of two racing writers exactly one wins, and the loser's bytes never
  *   become visible. (O_EXCL on the target itself would make an empty object visible before its
  *   content.) Filesystems without hard links make put-if-absent fail with STORAGE_IO.
+ * Backups are private: objects are created mode 0600 and folders 0700 (before the umask).
  * Folders are created on demand (and the parents of new folders fsynced); delete removes the
  * folders it leaves empty, best-effort. See local-paths.ts for key mapping and symlink rules and
  * local-list.ts for the listing order.
@@ -111,7 +112,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async #writeTemporary(temp: string, body: Buffer): Promise<void> {
-    const handle = await open(temp, 'wx', 0o644);
+    const handle = await open(temp, 'wx', 0o600);
     try {
       let offsetBytes = 0;
       while (offsetBytes < body.length) {
@@ -128,7 +129,7 @@ export class LocalObjectStore implements ObjectStore {
   async #makeFolders(dir: string, key: string): Promise<void> {
     let firstCreated: string | undefined;
     try {
-      firstCreated = await mkdir(dir, { recursive: true });
+      firstCreated = await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       const errno = errnoOf(error);
       if (errno === 'EEXIST' || errno === 'ENOTDIR') throw this.#conflict(key, error);

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { LocalObjectStore, MemoryObjectStore } from '../../src/storage/index.ts';
@@ -186,5 +186,13 @@ test('property: a local listing equals the in-memory model for random keys and p
       ),
       { numRuns: 60 },
     );
+  });
+});
+
+test('objects are private to the owner (0600 files, 0700 folders)', async () => {
+  await withLocal(async (store, root) => {
+    await store.put('vm/disk/block', Buffer.from('secret disk data'));
+    assert.equal((await stat(join(root, 'vm', 'disk', 'block'))).mode & 0o077, 0);
+    assert.equal((await stat(join(root, 'vm'))).mode & 0o077, 0);
   });
 });

@@ -60,6 +60,9 @@ function backendConfig(root: string, name: string, port: number): string {
     `pipeline = ${name}-server`,
     `[app:${name}-server]`,
     `use = egg:swift#${name}`,
+    // Update container listings synchronously even on a loaded CI machine (default 1 s, after
+    // which the update is deferred and a listing right after a put could miss the object).
+    ...(name === 'object' ? ['container_update_timeout = 30'] : []),
     '',
   ].join('\n');
 }
@@ -86,6 +89,7 @@ function proxyConfig(root: string, port: number, memcachedPort: number): string 
     'pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server',
     '[app:proxy-server]',
     'use = egg:swift#proxy',
+    'node_timeout = 60',
     'account_autocreate = true',
     'allow_account_management = true',
     '[filter:tempauth]',

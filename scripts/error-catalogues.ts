@@ -7,9 +7,12 @@ import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
+import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
   { layer: 'storage', catalogue: storageErrors },
+  { layer: 'hypervisor', catalogue: hypervisorErrors },
+  { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
 ];

@@ -82,15 +82,18 @@ function bool(record: Json, key: string, fallback: boolean): boolean {
 
 export function parseBitmaps(value: unknown, what: string): BitmapInfo[] {
   if (value === undefined) return [];
-  return list(value, what).map((b) => ({
-    name: str(b, 'name', what),
-    recording: bool(b, 'recording', false),
-    persistent: bool(b, 'persistent', false),
-    busy: bool(b, 'busy', false),
-    inconsistent: bool(b, 'inconsistent', false),
-    granularityBytes: num(b, 'granularity', what),
-    countBytes: num(b, 'count', what),
-  }));
+  // Internal bitmaps (the copy-before-write filter's) have no name: not ours, skipped.
+  return list(value, what)
+    .filter((b) => typeof b['name'] === 'string')
+    .map((b) => ({
+      name: str(b, 'name', what),
+      recording: bool(b, 'recording', false),
+      persistent: bool(b, 'persistent', false),
+      busy: bool(b, 'busy', false),
+      inconsistent: bool(b, 'inconsistent', false),
+      granularityBytes: num(b, 'granularity', what),
+      countBytes: num(b, 'count', what),
+    }));
 }
 
 /** query-named-block-nodes {flat: true}. */

@@ -22,6 +22,13 @@ import { makeQemuSubject } from './qemu-subject.ts';
 const scope = 'edge';
 const blockSizeBytes = 64 * KiB;
 
+/** The only disk of a point. */
+function only(point: { disks: readonly PointDisk[] }): PointDisk {
+  const [disk] = point.disks;
+  if (disk === undefined || point.disks.length !== 1) throw new Error('expected one disk');
+  return disk;
+}
+
 function delta(previous: DiskReference | undefined) {
   if (previous === undefined) throw new Error('no reference');
   return { scope, blockSizeBytes, disks: [{ diskId: previous.diskId, previous }] };
@@ -38,19 +45,19 @@ test('bitmap removed by someone, disk resized, disk replaced, new disk: keys wit
 
     await q.execute('block-dirty-bitmap-remove', { node: 'disk0', name: r0.token });
     const missing = await hv.startBackupPoint('vm1', delta(r0));
-    assert.equal(missing.disks[0]?.plannedFullReason?.code, 'BITMAP_MISSING');
+    assert.equal(only(missing).plannedFullReason?.code, 'BITMAP_MISSING');
     await missing.abort();
 
     // The live export does not share 'resize': drop it (the guest stand-in is done with disk1).
     await deleteExportAndWait(subject.inspector, 'live-disk1');
     await q.execute('block_resize', { 'node-name': 'disk1', size: 12 * MiB });
     const resized = await hv.startBackupPoint('vm1', delta(r1));
-    assert.equal(resized.disks[0]?.plannedFullReason?.code, 'DISK_RESIZED');
-    assert.equal(resized.disks[0]?.disk.sizeBytes, 12 * MiB);
-    const read = await readPointDisk(resized.disks[0] as PointDisk);
+    assert.equal(only(resized).plannedFullReason?.code, 'DISK_RESIZED');
+    assert.equal(only(resized).disk.sizeBytes, 12 * MiB);
+    const read = await readPointDisk(only(resized));
     assert.equal(read.kind, 'full');
     await resized.commit();
-    const r1b = resized.disks[0]?.reference;
+    const r1b = only(resized).reference;
 
     // Replace disk1 by another image under the same node name.
     const other = join(subject.tmp.path, 'other.qcow2');
@@ -63,8 +70,8 @@ test('bitmap removed by someone, disk resized, disk replaced, new disk: keys wit
       file: { driver: 'file', filename: other },
     });
     const replaced = await hv.startBackupPoint('vm1', delta(r1b));
-    assert.equal(replaced.disks[0]?.plannedFullReason?.code, 'DISK_REPLACED');
-    assert.equal(replaced.disks[0]?.disk.identity, other);
+    assert.equal(only(replaced).plannedFullReason?.code, 'DISK_REPLACED');
+    assert.equal(only(replaced).disk.identity, other);
     await replaced.abort();
 
     // A new disk shows up in the listing and is a key with NO_PREVIOUS_REFERENCE.
@@ -85,7 +92,7 @@ test('bitmap removed by someone, disk resized, disk replaced, new disk: keys wit
       blockSizeBytes,
       disks: [{ diskId: 'disk9' }],
     });
-    assert.equal(all.disks[0]?.plannedFullReason?.code, 'NO_PREVIOUS_REFERENCE');
+    assert.equal(only(all).plannedFullReason?.code, 'NO_PREVIOUS_REFERENCE');
     await all.commit();
     assert.deepEqual(await subject.leftovers(scope), []);
   } finally {
@@ -145,8 +152,8 @@ test('QEMU killed: a bitmap never saved is missing, a saved one in use is incons
     qsd = await qsdOn(tmp.path, image);
     daemons.push(qsd);
     hv = hypervisorOn(qsd, scratch);
-    const p2 = await hv.startBackupPoint('vm1', delta(p1.disks[0]?.reference));
-    assert.equal(p2.disks[0]?.plannedFullReason?.code, 'BITMAP_MISSING');
+    const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    assert.equal(only(p2).plannedFullReason?.code, 'BITMAP_MISSING');
     await p2.commit();
     // 2. Clean stop (bitmap saved), restart, then a kill while the image is open: inconsistent.
     await hv.close();
@@ -154,20 +161,18 @@ test('QEMU killed: a bitmap never saved is missing, a saved one in use is incons
     qsd = await qsdOn(tmp.path, image);
     daemons.push(qsd);
     hv = hypervisorOn(qsd, scratch);
-    await (
-      await hv.getMachine('vm1')
-    ).disks[0];
+    assert.equal((await hv.getMachine('vm1')).disks.length, 1);
     await hv.close();
     process.kill(qsd.pid, 'SIGKILL');
     await stopPid(qsd.pid);
     qsd = await qsdOn(tmp.path, image);
     daemons.push(qsd);
     hv = hypervisorOn(qsd, scratch);
-    const p3 = await hv.startBackupPoint('vm1', delta(p2.disks[0]?.reference));
-    assert.equal(p3.disks[0]?.plannedFullReason?.code, 'BITMAP_INCONSISTENT');
+    const p3 = await hv.startBackupPoint('vm1', delta(only(p2).reference));
+    assert.equal(only(p3).plannedFullReason?.code, 'BITMAP_INCONSISTENT');
     await p3.commit();
-    const p4 = await hv.startBackupPoint('vm1', delta(p3.disks[0]?.reference));
-    assert.equal(p4.disks[0]?.plannedKind, 'delta', 'the inconsistent bitmap was replaced');
+    const p4 = await hv.startBackupPoint('vm1', delta(only(p3).reference));
+    assert.equal(only(p4).plannedKind, 'delta', 'the inconsistent bitmap was replaced');
     await p4.commit();
     await hv.close();
   } finally {
@@ -204,18 +209,17 @@ test('point-in-time exports over TCP with TLS (client certificate required)', as
   });
   try {
     const point = await hv.startBackupPoint('vm1', { scope, blockSizeBytes });
-    const opened = await (point.disks[0] as PointDisk).openSource();
-    assert.equal(opened.transport.protocol, 'nbd');
-    if (opened.transport.protocol === 'nbd') {
-      assert.equal(opened.transport.tls, true);
-      assert.match(opened.transport.uri, new RegExp(`^nbds://127\\.0\\.0\\.1:${port}/vmd-`));
-    }
+    const opened = await only(point).openSource();
+    const transport = opened.transport;
+    if (transport.protocol !== 'nbd') throw new Error('expected NBD');
+    assert.equal(transport.tls, true);
+    assert.match(transport.uri, new RegExp(`^nbds://127\\.0\\.0\\.1:${port}/vmd-`));
     assert.deepEqual(opened.source.blocks.toArray(), [16, 17]);
     await opened.source.close();
     // Without a client certificate the server refuses.
     await assert.rejects(
       openDiskWithNbdTools({
-        uri: opened.transport.protocol === 'nbd' ? opened.transport.uri : '',
+        uri: transport.uri,
         blockSizeBytes,
         mode: { kind: 'full' },
       }),

@@ -40,7 +40,7 @@ test('the point-in-time export keeps old data under guest writes; its frozen bit
     const p2 = await hv.startBackupPoint('vm1', {
       scope,
       blockSizeBytes: 256 * KiB,
-      disks: [{ diskId: 'disk0', previous: p1.disks[0]?.reference }],
+      disks: [{ diskId: 'disk0', previous: (p1.disks[0] as PointDisk).reference }],
     });
     const disk = p2.disks[0] as PointDisk;
     const opened = await disk.openSource();
@@ -76,7 +76,7 @@ test('the point-in-time export keeps old data under guest writes; its frozen bit
     const p3 = await hv.startBackupPoint('vm1', {
       scope,
       blockSizeBytes: 64 * KiB,
-      disks: [{ diskId: 'disk0', previous: p2.disks[0]?.reference }],
+      disks: [{ diskId: 'disk0', previous: (p2.disks[0] as PointDisk).reference }],
     });
     assert.deepEqual((await readPointDisk(p3.disks[0] as PointDisk)).blocks, [0, 1]);
     await p3.commit();

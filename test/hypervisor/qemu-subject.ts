@@ -115,8 +115,11 @@ export async function makeQemuSubject(
       // The QMP monitor takes one client at a time: free it for the child, which dies holding it.
       await subject.hypervisor.close();
       await runAndKill({
-        qmpSocketPath: qsd.qmpSocketPath,
-        nbdSocketPath,
+        machine: {
+          id: 'vm1',
+          qmp: { socketPath: qsd.qmpSocketPath },
+          nbdServer: { transport: 'unix', socketPath: nbdSocketPath },
+        },
         scratchDir,
         request,
       });
@@ -159,7 +162,7 @@ export async function makeQemuSubject(
 }
 
 /** Runs the crash fixture until it reports its point, then SIGKILLs it. */
-async function runAndKill(args: object): Promise<void> {
+export async function runAndKill(args: object): Promise<void> {
   const fixture = new URL('./fixtures/crash-point.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(args)], {
     stdio: ['ignore', 'pipe', 'pipe'],

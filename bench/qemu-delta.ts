@@ -76,7 +76,12 @@ console.log(
   `disk ${formatBytes(sizeBytes)}, granules ${formatBytes(granuleBytes)}, reader: ${real ? 'openNbdDisk' : 'TEMPORARY nbdinfo+nbdcopy adapter (openNbdDisk not merged)'}`,
 );
 await createImage(image, 'qcow2', sizeBytes);
-const fill = await timed(() => qemuIo(image, 'qcow2', [`write -P 0x5a 0 ${sizeBytes}`]));
+// qemu-io writes at most 2 GiB per command: fill in 1 GiB steps (the last one may be shorter).
+const fillCommands: string[] = [];
+for (let offset = 0; offset < sizeBytes; offset += GiB) {
+  fillCommands.push(`write -P 0x5a ${offset} ${Math.min(GiB, sizeBytes - offset)}`);
+}
+const fill = await timed(() => qemuIo(image, 'qcow2', fillCommands));
 console.log(`filled with data in ${formatDurationMs(fill.ms)}`);
 const qsd = await startQsd({
   dir: tmp.path,

@@ -124,6 +124,10 @@ export async function makeQemuSubject(
         request,
       });
     },
+    restart: async () => {
+      await subject.hypervisor.close();
+      subject.hypervisor = makeHypervisor();
+    },
     // Every object named vmd-… (any scope) counts: the tests use one scope.
     leftovers: async () => {
       const found: string[] = [];

@@ -189,6 +189,11 @@ export function defineHypervisorContract(
           `key of ${disk.disk.id} is the point-in-time view`,
         );
       }
+      await assert.rejects(
+        subject.hypervisor.startBackupPoint(subject.machineId, request(scope, blockSizeBytes)),
+        hasCode('HYPERVISOR_MACHINE_BUSY'),
+        'one open point per machine and scope',
+      );
       await p1.commit();
       assert.equal(p1.state, 'committed');
       await assert.rejects(p1.commit(), hasCode('HYPERVISOR_POINT_CLOSED'));

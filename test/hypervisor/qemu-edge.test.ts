@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { KiB, MiB } from '../../src/core/index.ts';
+import { KiB, MiB, isVmdeltaError } from '../../src/core/index.ts';
 import { QemuHypervisor, type DiskReference, type PointDisk } from '../../src/hypervisor/index.ts';
 import {
   createImage,
@@ -229,5 +229,36 @@ test('point-in-time exports over TCP with TLS (client certificate required)', as
     await hv.close();
     await qsd.stop();
     await tmp.remove();
+  }
+});
+
+test('QMP connection lost during a point: abort fails typed and retryable, the next start cleans up and misses nothing', async () => {
+  const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 8 * MiB });
+  try {
+    const hv = subject.hypervisor;
+    const p1 = await hv.startBackupPoint('vm1', { scope, blockSizeBytes });
+    await p1.commit();
+    await subject.write('disk0', MiB, 4 * KiB, 0x61);
+    const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    await hv.close(); // the connection the point was made on is gone
+    await subject.write('disk0', 3 * MiB, 4 * KiB, 0x62);
+    await assert.rejects(
+      p2.abort(),
+      (e: unknown) => isVmdeltaError(e) && e.code === 'HYPERVISOR_TEARDOWN_FAILED' && e.retryable,
+    );
+    assert.notDeepEqual(
+      await subject.leftovers(scope),
+      [],
+      'QEMU still has the export, job and overlay',
+    );
+    const p3 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    assert.equal(only(p3).plannedKind, 'delta');
+    const read = await readPointDisk(only(p3));
+    assert.deepEqual(read.blocks, [16, 48]);
+    await p3.commit();
+    assert.deepEqual(await subject.leftovers(scope), []);
+    assert.equal((await subject.references(scope)).length, 1);
+  } finally {
+    await subject.close();
   }
 });

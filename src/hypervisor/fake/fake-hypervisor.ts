@@ -62,6 +62,8 @@ export class FakeHypervisor implements Hypervisor {
   readonly #machines = new Map<string, FakeMachine>();
   /** Open points (temporary objects): what a crash leaves behind until the next start. */
   readonly #openPoints = new Map<string, FakePointState>();
+  /** Machine and scope of the points this "process" has open (lost on simulateCrash). */
+  readonly #busy = new Set<string>();
   #clockMs = 1_700_000_000_000;
 
   constructor(machines: readonly FakeMachineSpec[] = []) {
@@ -114,8 +116,9 @@ export class FakeHypervisor implements Hypervisor {
 
   /** The process driving points dies: open points stay as leftovers for the next start. */
   simulateCrash(): void {
-    // Nothing to do in memory: open points are kept in #openPoints, exactly like QEMU keeps
-    // exports, jobs and overlays until someone removes them.
+    // Open points stay in #openPoints, as QEMU keeps exports, jobs and overlays until someone
+    // removes them; only this "process"'s own bookkeeping is lost.
+    this.#busy.clear();
   }
 
   /** Names of our temporary objects and trackers of `scope` on a machine (for leftover checks). */
@@ -147,6 +150,13 @@ export class FakeHypervisor implements Hypervisor {
   async startBackupPoint(machineId: string, request: BackupPointRequest): Promise<BackupPoint> {
     const machine = this.#machine(machineId);
     const requests = validatePointRequest(request, [...machine.disks.keys()]);
+    const busyKey = `${machineId}\u0000${request.scope}`;
+    if (this.#busy.has(busyKey)) {
+      throw new HypervisorError(
+        'HYPERVISOR_MACHINE_BUSY',
+        `a backup point of ${machineId} (scope ${request.scope}) is already open`,
+      );
+    }
     this.#cleanupLeftovers(machine, request.scope, requests);
     const pointId = randomBytes(6).toString('hex');
     const createdAtMs = (this.#clockMs += 1000);
@@ -191,6 +201,7 @@ export class FakeHypervisor implements Hypervisor {
       }
     }
     this.#openPoints.set(pointId, state);
+    this.#busy.add(busyKey);
     const disks: PointDisk[] = plans.map((plan) => {
       const reference: DiskReference = {
         kind: 'fake',
@@ -239,6 +250,7 @@ export class FakeHypervisor implements Hypervisor {
       }
       pointState = next;
       this.#openPoints.delete(pointId);
+      this.#busy.delete(busyKey);
     };
     return {
       machineId,

@@ -22,16 +22,16 @@ import {
   run,
   startQsd,
 } from '../test/harness/index.ts';
-import { nbdMap, openDiskWithNbdTools } from '../test/hypervisor/nbd-tools-disk.ts';
+import { nbdMap, openDiskWithNbdTools, type ToolsTls } from '../test/hypervisor/nbd-tools-disk.ts';
 
 const sizeBytes = Number(process.env['VMDELTA_BENCH_GIB'] ?? '4') * GiB;
 const granuleBytes = 64 * KiB;
 const blockSizeBytes = 64 * KiB;
 
-async function loadReader(): Promise<{ openDisk: OpenNbdDisk; real: boolean }> {
+async function loadReader(): Promise<{ openDisk: OpenNbdDisk<ToolsTls>; real: boolean }> {
   const path = '../src/disk/nbd-disk.ts';
   try {
-    const module = (await import(path)) as { openNbdDisk?: OpenNbdDisk };
+    const module = (await import(path)) as { openNbdDisk?: OpenNbdDisk<ToolsTls> };
     if (module.openNbdDisk !== undefined) return { openDisk: module.openNbdDisk, real: true };
   } catch {
     // not merged yet
@@ -47,7 +47,7 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
 
 async function readAll(
   disk: PointDisk,
-  openDisk: OpenNbdDisk,
+  openDisk: OpenNbdDisk<ToolsTls>,
   uriOverride?: string,
 ): Promise<number> {
   let bytes = 0;

@@ -16,7 +16,7 @@ import {
   type QsdInstance,
 } from '../harness/index.ts';
 import { readPointDisk } from './contract.ts';
-import { openDiskWithNbdTools } from './nbd-tools-disk.ts';
+import { openDiskWithNbdTools, type ToolsTls } from './nbd-tools-disk.ts';
 import { makeQemuSubject } from './qemu-subject.ts';
 
 const scope = 'edge';
@@ -125,7 +125,7 @@ async function qsdOn(dir: string, image: string): Promise<QsdInstance> {
   });
 }
 
-function hypervisorOn(qsd: QsdInstance, scratchDir: string): QemuHypervisor {
+function hypervisorOn(qsd: QsdInstance, scratchDir: string): QemuHypervisor<ToolsTls> {
   return new QemuHypervisor({
     machines: [{ id: 'vm1', qmp: { socketPath: qsd.qmpSocketPath } }],
     scratchDir,

@@ -26,7 +26,7 @@ import {
   type TempDir,
 } from '../harness/index.ts';
 import type { ContractSubject } from './contract.ts';
-import { openDiskWithNbdTools } from './nbd-tools-disk.ts';
+import { openDiskWithNbdTools, type ToolsTls } from './nbd-tools-disk.ts';
 
 export interface QemuSubject extends ContractSubject {
   readonly tmp: TempDir;
@@ -37,14 +37,14 @@ export interface QemuSubject extends ContractSubject {
   readonly images: readonly string[];
   liveUri(diskId: string): string;
   /** Replaces the hypervisor (e.g. after a simulated process restart). */
-  hypervisor: QemuHypervisor;
+  hypervisor: QemuHypervisor<ToolsTls>;
 }
 
 export async function makeQemuSubject(
   options: {
     diskSizeBytes?: number;
     diskCount?: number;
-    openDisk?: OpenNbdDisk;
+    openDisk?: OpenNbdDisk<ToolsTls>;
   } = {},
 ): Promise<QemuSubject> {
   const diskSizeBytes = options.diskSizeBytes ?? 16 * MiB;
@@ -80,7 +80,7 @@ export async function makeQemuSubject(
   const qsd = await startQsd({ dir: tmp.path, args });
   const inspector = await QmpClient.connect({ socketPath: inspectSocket });
   const openDisk = options.openDisk ?? openDiskWithNbdTools;
-  const makeHypervisor = (): QemuHypervisor =>
+  const makeHypervisor = (): QemuHypervisor<ToolsTls> =>
     new QemuHypervisor({
       machines: [
         {

@@ -39,14 +39,14 @@ const execFileAsync = promisify(execFile);
 /** Granularity of the bitmaps we create: QEMU's qcow2 default, and XAPI CBT's unit. */
 export const bitmapGranularityBytes = 64 * KiB;
 
-export interface LivePointContext {
+export interface LivePointContext<TTls = unknown> {
   readonly client: QmpClient;
   readonly machineId: string;
   readonly scope: string;
   readonly scratchDir: string;
   readonly nbdServer: QemuNbdServerConfig;
-  readonly openDisk: OpenNbdDisk;
-  readonly clientTls?: unknown;
+  readonly openDisk: OpenNbdDisk<TTls>;
+  readonly clientTls?: TTls;
   readonly qemuImg: string;
   readonly logger: Logger;
   readonly timeoutMs: number;
@@ -76,8 +76,8 @@ export function qemuDiskInfo(disk: QemuDisk): DiskInfo {
   };
 }
 
-export async function startLivePoint(
-  context: LivePointContext,
+export async function startLivePoint<TTls>(
+  context: LivePointContext<TTls>,
   plans: readonly LiveDiskPlan[],
 ): Promise<BackupPoint> {
   const { client, scope } = context;

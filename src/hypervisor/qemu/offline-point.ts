@@ -58,13 +58,13 @@ function diskInfoOf(image: QemuImageConfig, info: ImageInfo): DiskInfo {
   };
 }
 
-export interface OfflinePointContext {
+export interface OfflinePointContext<TTls = unknown> {
   readonly machineId: string;
   readonly scope: string;
   readonly scratchDir: string;
   readonly images: readonly QemuImageConfig[];
   readonly requests: readonly DiskPointRequest[];
-  readonly openDisk: OpenNbdDisk;
+  readonly openDisk: OpenNbdDisk<TTls>;
   readonly qemuImg: string;
   readonly qemuNbd: string;
   readonly blockSizeBytes: number;
@@ -99,7 +99,9 @@ async function bitmapCommand(
   await runTool(qemuImg, ['bitmap', ...ops, image, name]);
 }
 
-export async function startOfflinePoint(context: OfflinePointContext): Promise<BackupPoint> {
+export async function startOfflinePoint<TTls>(
+  context: OfflinePointContext<TTls>,
+): Promise<BackupPoint> {
   const { scope, qemuImg } = context;
   await mkdir(context.scratchDir, { recursive: true });
   const cleaned = await cleanupOffline(context.scratchDir, scope);

@@ -46,13 +46,13 @@ export interface QemuMachineConfig {
   readonly images?: readonly QemuImageConfig[];
 }
 
-export interface QemuHypervisorOptions {
+export interface QemuHypervisorOptions<TTls = unknown> {
   readonly machines: readonly QemuMachineConfig[];
   /** Fleecing overlays, sockets and pid files: one sub-folder per machine. Short path (sockets). */
   readonly scratchDir: string;
-  readonly openDisk: OpenNbdDisk;
+  readonly openDisk: OpenNbdDisk<TTls>;
   /** TLS settings handed to openDisk for TCP+TLS exports. */
-  readonly clientTls?: unknown;
+  readonly clientTls?: TTls;
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly qmp?: QmpSessionOptions;
@@ -60,16 +60,16 @@ export interface QemuHypervisorOptions {
   readonly tools?: { readonly qemuImg?: string; readonly qemuNbd?: string };
 }
 
-export class QemuHypervisor implements Hypervisor {
+export class QemuHypervisor<TTls = unknown> implements Hypervisor {
   readonly kind = 'qemu' as const;
   readonly displayName: string;
-  readonly #options: QemuHypervisorOptions;
+  readonly #options: QemuHypervisorOptions<TTls>;
   readonly #sessions = new Map<string, QmpSession>();
   readonly #busy = new Set<string>();
   readonly #logger: Logger;
   readonly #clock: Clock;
 
-  constructor(options: QemuHypervisorOptions) {
+  constructor(options: QemuHypervisorOptions<TTls>) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;

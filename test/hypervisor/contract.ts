@@ -175,6 +175,7 @@ export function defineHypervisorContract(
       );
       const at1 = model.snapshot();
       assert.deepEqual(p1.disks.map((d) => d.disk.id).sort(), [d0, d1].sort());
+      assert.deepEqual(p1.notices, []);
       await model.write(d0, 512 * KiB, 4 * KiB, 0xa1); // during the point: must not leak
       await model.write(d1, 3 * MiB, 1, 0xa2);
       for (const disk of p1.disks) {
@@ -305,6 +306,11 @@ export function defineHypervisorContract(
       const p2 = await subject.hypervisor.startBackupPoint(
         subject.machineId,
         request(scope, blockSizeBytes, refs(p1)),
+      );
+      assert.deepEqual(
+        p2.notices.map((n) => n.code),
+        ['LEFTOVERS_REMOVED', 'REFERENCES_RECOVERED'],
+        'the run log learns about the recovery',
       );
       const at2 = model.snapshot();
       const expected = new Map([

@@ -23,6 +23,7 @@ import {
   type MachineInfo,
   type MachineRestoreRequest,
   type OpenedPointSource,
+  type PointNotice,
   type PointDisk,
   type RestoredDisk,
   type RestoredMachine,
@@ -157,7 +158,7 @@ export class FakeHypervisor implements Hypervisor {
         `a backup point of ${machineId} (scope ${request.scope}) is already open`,
       );
     }
-    this.#cleanupLeftovers(machine, request.scope, requests);
+    const notices = this.#cleanupLeftovers(machine, request.scope, requests);
     const pointId = randomBytes(6).toString('hex');
     const createdAtMs = (this.#clockMs += 1000);
     const newName = trackerName(request.scope, pointId);
@@ -257,6 +258,7 @@ export class FakeHypervisor implements Hypervisor {
       pointId,
       createdAtMs,
       disks,
+      notices,
       get state() {
         return pointState;
       },
@@ -365,18 +367,40 @@ export class FakeHypervisor implements Hypervisor {
     machine: FakeMachine,
     scope: string,
     requests: readonly DiskPointRequest[],
-  ): void {
+  ): PointNotice[] {
+    const notices: PointNotice[] = [];
+    const removed: string[] = [];
+    const folded: string[] = [];
     for (const [pointId, point] of this.#openPoints) {
-      if (point.machineId === machine.id && point.scope === scope) this.#openPoints.delete(pointId);
+      if (point.machineId === machine.id && point.scope === scope) {
+        this.#openPoints.delete(pointId);
+        removed.push(`point:${pointId}`);
+      }
     }
     for (const request of requests) {
       const disk = this.#disk(machine.id, request.diskId);
       const baseName = request.previous?.token;
       if (baseName === undefined || !disk.trackers.has(baseName)) continue;
       for (const name of [...disk.trackers.keys()]) {
-        if (name !== baseName && scopeOfTracker(name, scope)) restoreBase(disk, name, baseName);
+        if (name !== baseName && scopeOfTracker(name, scope)) {
+          restoreBase(disk, name, baseName);
+          folded.push(`${disk.id}:${name}`);
+        }
       }
     }
+    if (removed.length > 0) {
+      notices.push({
+        code: 'LEFTOVERS_REMOVED',
+        message: `removed leftovers of an unfinished point: ${removed.join(', ')}`,
+      });
+    }
+    if (folded.length > 0) {
+      notices.push({
+        code: 'REFERENCES_RECOVERED',
+        message: `folded trackers of an unfinished point into the references: ${folded.join(', ')}`,
+      });
+    }
+    return notices;
   }
 
   #planReason(

@@ -24,6 +24,7 @@ import type {
   OpenedPointSource,
   OpenPointSourceOptions,
   PointDisk,
+  PointNotice,
 } from '../hypervisor.ts';
 import type { OpenNbdDisk } from '../open-nbd-disk.ts';
 import type { QemuDisk } from './discovery.ts';
@@ -53,6 +54,8 @@ export interface LivePointContext<TTls = unknown> {
   readonly blockSizeBytes: number;
   readonly connections?: number;
   readonly now: () => number;
+  /** Recoveries done before the point (leftovers removed, references folded). */
+  readonly notices: readonly PointNotice[];
   /** Called once the point is committed or aborted (releases the machine lock). */
   readonly onClose: () => void;
 }
@@ -265,6 +268,7 @@ export async function startLivePoint<TTls>(
       pointId,
       createdAtMs,
       disks,
+      notices: context.notices,
       get state() {
         return state;
       },

@@ -20,6 +20,7 @@ import {
   type OpenedPointSource,
   type OpenPointSourceOptions,
   type PointDisk,
+  type PointNotice,
 } from '../hypervisor.ts';
 import type { OpenNbdDisk } from '../open-nbd-disk.ts';
 import { bitmapGranularityBytes } from './live-point.ts';
@@ -105,7 +106,12 @@ export async function startOfflinePoint<TTls>(
   const { scope, qemuImg } = context;
   await mkdir(context.scratchDir, { recursive: true });
   const cleaned = await cleanupOffline(context.scratchDir, scope);
+  const notices: PointNotice[] = [];
   if (cleaned.length > 0) {
+    notices.push({
+      code: 'LEFTOVERS_REMOVED',
+      message: `removed leftovers of an unfinished point: ${cleaned.join(', ')}`,
+    });
     context.logger.log('warn', 'removed leftovers of a previous run', {
       leftovers: cleaned.join(', '),
     });
@@ -314,6 +320,7 @@ export async function startOfflinePoint<TTls>(
     pointId,
     createdAtMs,
     disks,
+    notices,
     get state() {
       return state;
     },

@@ -15,6 +15,7 @@ import type {
   Hypervisor,
   MachineInfo,
   MachineRestoreRequest,
+  PointNotice,
   RestoredDisk,
   RestoredMachine,
   RestoreOptions,
@@ -151,10 +152,15 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
         scratchDir,
         this.#options.timeoutMs,
       );
+      const notices: PointNotice[] = [];
       if (cleaned.length > 0) {
         this.#logger.log('warn', 'removed leftovers of a previous run', {
           machineId,
           leftovers: cleaned.join(', '),
+        });
+        notices.push({
+          code: 'LEFTOVERS_REMOVED',
+          message: `removed leftovers of an unfinished point: ${cleaned.join(', ')}`,
         });
       }
       let { disks } = await this.#discover(config);
@@ -175,6 +181,10 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
         this.#logger.log('warn', 'folded bitmaps of an unfinished point back into the reference', {
           machineId,
           bitmaps: folded.join(', '),
+        });
+        notices.push({
+          code: 'REFERENCES_RECOVERED',
+          message: `folded bitmaps of an unfinished point into the references: ${folded.join(', ')}`,
         });
         ({ disks } = await this.#discover(config));
       }
@@ -213,6 +223,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
           blockSizeBytes: request.blockSizeBytes,
           ...(request.connections === undefined ? {} : { connections: request.connections }),
           now: () => this.#clock.nowMs(),
+          notices,
           onClose,
         },
         plans,

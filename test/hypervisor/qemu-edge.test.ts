@@ -262,3 +262,38 @@ test('QMP connection lost during a point: abort fails typed and retryable, the n
     await subject.close();
   }
 });
+
+test('a running raw disk gets a non-persistent bitmap: deltas while QEMU lives, a key after a restart', async () => {
+  const tmp = await makeTempDir('vmd-raw-');
+  const image = join(tmp.path, 'vm.raw');
+  await createImage(image, 'raw', 8 * MiB);
+  const rawArgs = [
+    '--blockdev',
+    `driver=file,node-name=file0,filename=${image}`,
+    '--blockdev',
+    'driver=raw,node-name=disk0,file=file0',
+  ];
+  let qsd = await startQsd({ dir: tmp.path, args: rawArgs });
+  let hv = hypervisorOn(qsd, join(tmp.path, 's'));
+  try {
+    const info = await hv.getMachine('vm1');
+    assert.equal(info.disks[0]?.format, 'raw');
+    const p1 = await hv.startBackupPoint('vm1', { scope, blockSizeBytes });
+    assert.equal(only(p1).reference.attributes?.['persistent'], 'false');
+    await p1.commit();
+    const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    assert.equal(only(p2).plannedKind, 'delta');
+    await p2.commit();
+    await hv.close();
+    await qsd.stop();
+    qsd = await startQsd({ dir: tmp.path, args: rawArgs });
+    hv = hypervisorOn(qsd, join(tmp.path, 's'));
+    const p3 = await hv.startBackupPoint('vm1', delta(only(p2).reference));
+    assert.equal(only(p3).plannedFullReason?.code, 'BITMAP_MISSING');
+    await p3.commit();
+  } finally {
+    await hv.close();
+    await qsd.stop();
+    await tmp.remove();
+  }
+});

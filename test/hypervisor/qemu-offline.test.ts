@@ -56,6 +56,8 @@ test('stopped machine: qcow2 deltas through qemu-nbd -B, raw read in full (no ch
   await qemuIo(raw, 'raw', ['write -P 0x22 1M 64k']);
   const machine: QemuMachineConfig = {
     id: 'stopped1',
+    // qemu-system is not running: its QMP socket is absent, so the images are used.
+    qmp: { socketPath: join(tmp.path, 'qemu-not-running.sock') },
     images: [
       { id: 'sys', path: qcow, format: 'qcow2' },
       { id: 'data', path: raw, format: 'raw' },

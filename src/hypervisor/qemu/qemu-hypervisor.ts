@@ -23,7 +23,7 @@ import type {
 import type { OpenNbdDisk } from '../open-nbd-disk.ts';
 import { validatePointRequest } from '../request.ts';
 import { discoverDisks, type PinnedDisk, type QemuDisk } from './discovery.ts';
-import { qmpErrorClass } from './errors.ts';
+import { QmpError, qmpErrorClass } from './errors.ts';
 import { cleanupTemporaries, foldStrayBitmaps } from './leftovers.ts';
 import { qemuDiskInfo, startLivePoint, type LiveDiskPlan } from './live-point.ts';
 import type { QemuNbdServerConfig } from './nbd-server.ts';
@@ -43,7 +43,10 @@ export interface QemuMachineConfig {
   readonly disks?: readonly PinnedDisk[];
   /** NBD server for the point-in-time exports (default: unix socket in the scratch folder). */
   readonly nbdServer?: QemuNbdServerConfig;
-  /** Stopped machine: its disk images. */
+  /**
+   * Its disk images: a machine without `qmp` is always stopped; with both, it is stopped while
+   * its QMP socket refuses connections, and backed up from these images then.
+   */
   readonly images?: readonly QemuImageConfig[];
 }
 
@@ -85,7 +88,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
 
   async getMachine(machineId: string): Promise<MachineInfo> {
     const config = this.#config(machineId);
-    if (config.qmp === undefined) {
+    if (!(await this.#isRunning(config))) {
       const disks = [];
       for (const image of config.images ?? [])
         disks.push(await offlineDiskInfo(image, this.#qemuImg()));
@@ -122,7 +125,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     };
     try {
       const scratchDir = this.#scratch(config);
-      if (config.qmp === undefined) {
+      if (!(await this.#isRunning(config))) {
         const images = config.images ?? [];
         const requests = validatePointRequest(
           request,
@@ -247,7 +250,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     }
     if (target.kind === 'machine-disk') {
       const config = this.#config(target.machineId);
-      if (config.qmp !== undefined) {
+      if (await this.#isRunning(config)) {
         throw new HypervisorError(
           'HYPERVISOR_MACHINE_RUNNING',
           `machine ${config.id} is running (QMP); restore into a new image or stop it first`,
@@ -288,6 +291,22 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
   async close(): Promise<void> {
     for (const session of this.#sessions.values()) await session.close();
     this.#sessions.clear();
+  }
+
+  /**
+   * Whether to treat the machine as running (QMP). A machine configured with both a QMP socket
+   * and images is stopped when its QMP socket refuses connections (qemu-system not started).
+   */
+  async #isRunning(config: QemuMachineConfig): Promise<boolean> {
+    if (config.qmp === undefined) return false;
+    if (config.images === undefined || config.images.length === 0) return true;
+    try {
+      await this.#session(config).client();
+      return true;
+    } catch (error) {
+      if (error instanceof QmpError && error.code === 'QMP_CONNECT_FAILED') return false;
+      throw error;
+    }
   }
 
   #config(machineId: string): QemuMachineConfig {

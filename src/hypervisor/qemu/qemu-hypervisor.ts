@@ -20,7 +20,7 @@ import type {
   RestoredMachine,
   RestoreOptions,
 } from '../hypervisor.ts';
-import type { OpenNbdDisk } from '../open-nbd-disk.ts';
+import type { OpenNbdDisk, OpenNbdSink } from '../open-nbd-disk.ts';
 import { validatePointRequest } from '../request.ts';
 import { discoverDisks, type PinnedDisk, type QemuDisk } from './discovery.ts';
 import { QmpError, qmpErrorClass } from './errors.ts';
@@ -32,7 +32,13 @@ import { planDisk } from './plan.ts';
 import { QmpSession, type QmpSessionOptions } from './qmp-session.ts';
 import { parseBlockDevices, parseBlockNodes } from './qmp-types.ts';
 import type { QmpAddress } from './qmp-client.ts';
-import { restoreDiskToImage, restoreIntoImageFile } from './restore.ts';
+import {
+  restoreDiskToImage,
+  restoreIntoImageFile,
+  restoreThroughNbd,
+  type NbdRestoreOptions,
+} from './restore.ts';
+import { imageInfo } from './qemu-tools.ts';
 
 export interface QemuMachineConfig {
   readonly id: string;
@@ -55,6 +61,12 @@ export interface QemuHypervisorOptions<TTls = unknown> {
   /** Fleecing overlays, sockets and pid files: one sub-folder per machine. Short path (sockets). */
   readonly scratchDir: string;
   readonly openDisk: OpenNbdDisk<TTls>;
+  /**
+   * Writable NBD target (src/disk openNbdSink): restores then go through a writable qemu-nbd
+   * export of the target image. Without it, restores write a sparse raw file (qemu-img convert
+   * for qcow2).
+   */
+  readonly openSink?: OpenNbdSink<TTls>;
   /** TLS settings handed to openDisk for TCP+TLS exports. */
   readonly clientTls?: TTls;
   readonly logger?: Logger;
@@ -242,6 +254,15 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     target: DiskRestoreTarget,
     options: RestoreOptions = {},
   ): Promise<RestoredDisk> {
+    const openSink = this.#options.openSink;
+    if (target.kind === 'image-file' && openSink !== undefined) {
+      const done = await restoreThroughNbd(
+        source,
+        { path: target.path, format: target.format, create: true },
+        this.#nbdRestoreOptions(openSink, options),
+      );
+      return { target, location: target.path, sizeBytes: source.sizeBytes, ...done };
+    }
     if (target.kind === 'image-file') {
       return restoreIntoImageFile(source, target, {
         qemuImg: this.#qemuImg(),
@@ -262,6 +283,20 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
           'HYPERVISOR_DISK_NOT_FOUND',
           `machine ${config.id} has no disk ${target.diskId}`,
         );
+      }
+      if (openSink !== undefined) {
+        const info = await imageInfo(this.#qemuImg(), image.path);
+        if (info.virtualSizeBytes !== source.sizeBytes) {
+          throw new HypervisorError('HYPERVISOR_SIZE_MISMATCH', `${image.path} differs in size`, {
+            details: { sourceSizeBytes: source.sizeBytes, diskSizeBytes: info.virtualSizeBytes },
+          });
+        }
+        const done = await restoreThroughNbd(
+          source,
+          { path: image.path, format: image.format, create: false },
+          this.#nbdRestoreOptions(openSink, options),
+        );
+        return { target, location: image.path, sizeBytes: source.sizeBytes, ...done };
       }
       return restoreDiskToImage(source, target, image, {
         qemuImg: this.#qemuImg(),
@@ -307,6 +342,21 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
       if (error instanceof QmpError && error.code === 'QMP_CONNECT_FAILED') return false;
       throw error;
     }
+  }
+
+  #nbdRestoreOptions(
+    openSink: OpenNbdSink<TTls>,
+    options: RestoreOptions,
+  ): NbdRestoreOptions<TTls> {
+    return {
+      qemuImg: this.#qemuImg(),
+      qemuNbd: this.#options.tools?.qemuNbd ?? 'qemu-nbd',
+      openSink,
+      ...(this.#options.clientTls === undefined ? {} : { clientTls: this.#options.clientTls }),
+      socketDir: join(this.#options.scratchDir, 'restore'),
+      ...(options.connections === undefined ? {} : { connections: options.connections }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
   }
 
   #config(machineId: string): QemuMachineConfig {

@@ -297,3 +297,40 @@ test('a running raw disk gets a non-persistent bitmap: deltas while QEMU lives, 
     await tmp.remove();
   }
 });
+
+test('two scopes (jobs) back up the same machine at once without touching each other', async () => {
+  const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 8 * MiB });
+  try {
+    const hv = subject.hypervisor;
+    const a1 = await hv.startBackupPoint('vm1', { scope: 'job-a', blockSizeBytes });
+    const b1 = await hv.startBackupPoint('vm1', { scope: 'job-b', blockSizeBytes });
+    await subject.write('disk0', 0, 4 * KiB, 0x71);
+    assert.equal(
+      (await readPointDisk(only(a1))).blocks.length,
+      0,
+      'a fresh disk: nothing allocated',
+    );
+    await b1.commit();
+    await a1.commit();
+    assert.equal((await subject.references('job-a')).length, 1);
+    assert.equal((await subject.references('job-b')).length, 1);
+    await subject.write('disk0', MiB, 4 * KiB, 0x72);
+    const a2 = await hv.startBackupPoint('vm1', {
+      scope: 'job-a',
+      blockSizeBytes,
+      disks: [{ diskId: 'disk0', previous: only(a1).reference }],
+    });
+    assert.deepEqual((await readPointDisk(only(a2))).blocks, [0, 16]);
+    await a2.commit();
+    const b2 = await hv.startBackupPoint('vm1', {
+      scope: 'job-b',
+      blockSizeBytes,
+      disks: [{ diskId: 'disk0', previous: only(b1).reference }],
+    });
+    assert.deepEqual((await readPointDisk(only(b2))).blocks, [0, 16]);
+    await b2.commit();
+    assert.deepEqual(await subject.leftovers(scope), []);
+  } finally {
+    await subject.close();
+  }
+});

@@ -178,6 +178,15 @@ test('restore a key into new qcow2 and raw images and back into a stopped machin
     openDisk: openDiskWithNbdTools,
   });
   try {
+    const listed = await hv.listMachines();
+    assert.deepEqual(
+      listed.map((m) => [m.id, m.powerState, m.disks.length]),
+      [
+        ['m', 'stopped', 1],
+        ['live', 'unknown', 0],
+      ],
+      'an unreachable QEMU is listed, state unknown',
+    );
     const point = await hv.startBackupPoint('m', { scope, blockSizeBytes: 256 * KiB });
     const disk = point.disks[0] as PointDisk;
     for (const format of ['qcow2', 'raw'] as const) {

@@ -94,7 +94,21 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
 
   async listMachines(): Promise<readonly MachineInfo[]> {
     const machines: MachineInfo[] = [];
-    for (const config of this.#options.machines) machines.push(await this.getMachine(config.id));
+    for (const config of this.#options.machines) {
+      try {
+        machines.push(await this.getMachine(config.id));
+      } catch (error) {
+        // One unreachable QEMU does not hide the others: it is listed, state unknown.
+        if (!(error instanceof QmpError && error.code === 'QMP_CONNECT_FAILED')) throw error;
+        machines.push({
+          id: config.id,
+          label: config.label ?? config.id,
+          kind: 'qemu',
+          powerState: 'unknown',
+          disks: [],
+        });
+      }
+    }
     return machines;
   }
 

@@ -237,6 +237,8 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
       return await startLivePoint(
         {
           client,
+          // Always the machine's current session: a QMP monitor serves one client at a time.
+          reconnect: () => this.#session(config).client(),
           machineId,
           scope: request.scope,
           scratchDir,

@@ -9,6 +9,7 @@ import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 import { vhdErrors } from '../src/vhd/index.ts';
+import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -16,4 +17,6 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'vhd', catalogue: vhdErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
+  { layer: 'hypervisor', catalogue: hypervisorErrors },
+  { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
 ];

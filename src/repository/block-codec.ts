@@ -84,7 +84,7 @@ export function decodeBlockHeader(key: string, object: Buffer): DecodedBlockHead
     if (version !== BLOCK_VERSION) throw corrupt(key, `unsupported version ${version}`);
     const codec = reader.u8('codec');
     if (codec !== CODEC_NONE && codec !== CODEC_ZSTD) throw corrupt(key, `unknown codec ${codec}`);
-    reader.skip(2, 'reserved');
+    if (reader.u16('reserved') !== 0) throw corrupt(key, 'reserved field is not zero');
     const plainLengthBytes = reader.u32('plainLengthBytes');
     const payloadLengthBytes = reader.u32('payloadLengthBytes');
     const hash = reader.bytes(HASH_BYTES, 'hash');

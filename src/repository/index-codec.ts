@@ -91,7 +91,7 @@ export function decodeIndex(key: string, object: Buffer): ChainIndex {
       throw corrupt(key, `unknown kind ${kindCode}`);
     }
     if (reader.u8('hashAlgorithm') !== HASH_SHA256) throw corrupt(key, 'unknown hash algorithm');
-    reader.skip(1, 'reserved');
+    if (reader.u8('reserved') !== 0) throw corrupt(key, 'reserved field is not zero');
     const blockSizeBytes = reader.u32('blockSizeBytes');
     const diskSizeBytes = reader.u64Number('diskSizeBytes');
     const seq = reader.u32('seq');

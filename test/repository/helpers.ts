@@ -3,13 +3,20 @@
  * same tests run on every ObjectStore (memory here; local and S3 factories are added to
  * `storeFactories` as those stores land).
  */
-import { blockCountFor, blockLengthBytes, MemoryDisk, type DiskSource } from '../../src/disk/index.ts';
+import {
+  blockCountFor,
+  blockLengthBytes,
+  MemoryDisk,
+  type DiskSource,
+} from '../../src/disk/index.ts';
 import { MemoryObjectStore, type ObjectStore } from '../../src/storage/index.ts';
 
 export interface StoreFactory {
   readonly name: string;
   /** A fresh, empty store; `nowMs` drives object modification times where the store allows it. */
-  create(options?: { nowMs?: () => number }): Promise<{ store: ObjectStore; cleanup(): Promise<void> }>;
+  create(options?: {
+    nowMs?: () => number;
+  }): Promise<{ store: ObjectStore; cleanup(): Promise<void> }>;
 }
 
 export const memoryStoreFactory: StoreFactory = {
@@ -24,7 +31,9 @@ export const storeFactories: readonly StoreFactory[] = [memoryStoreFactory];
 
 function blockOf(image: Buffer, index: number, blockSizeBytes: number): Buffer {
   const start = index * blockSizeBytes;
-  return Buffer.from(image.subarray(start, start + blockLengthBytes(index, image.length, blockSizeBytes)));
+  return Buffer.from(
+    image.subarray(start, start + blockLengthBytes(index, image.length, blockSizeBytes)),
+  );
 }
 
 /** A full source over an image: every block present (zero ones too, as a raw file would). */
@@ -37,7 +46,11 @@ export function fullSource(image: Buffer, blockSizeBytes: number): DiskSource {
 }
 
 /** A delta source: only `changed` blocks of the image. */
-export function deltaSource(image: Buffer, blockSizeBytes: number, changed: Iterable<number>): DiskSource {
+export function deltaSource(
+  image: Buffer,
+  blockSizeBytes: number,
+  changed: Iterable<number>,
+): DiskSource {
   const data = new Map<number, Buffer>();
   for (const index of changed) data.set(index, blockOf(image, index, blockSizeBytes));
   return new MemoryDisk({ sizeBytes: image.length, blockSizeBytes, kind: 'delta', data });
@@ -50,7 +63,9 @@ export async function readImage(source: DiskSource): Promise<Buffer> {
   for await (const block of source.readBlocks()) {
     if (block.index <= previous) throw new Error(`block ${block.index} out of order`);
     if (!source.blocks.has(block.index)) throw new Error(`block ${block.index} not announced`);
-    if (block.data.length !== blockLengthBytes(block.index, source.sizeBytes, source.blockSizeBytes)) {
+    if (
+      block.data.length !== blockLengthBytes(block.index, source.sizeBytes, source.blockSizeBytes)
+    ) {
       throw new Error(`block ${block.index} has a wrong length`);
     }
     previous = block.index;

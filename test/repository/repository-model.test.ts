@@ -18,7 +18,13 @@ import {
   verifyRepository,
   writeBackup,
 } from '../../src/repository/index.ts';
-import { deltaSource, fullSource, readImage, storeFactories, type StoreFactory } from './helpers.ts';
+import {
+  deltaSource,
+  fullSource,
+  readImage,
+  storeFactories,
+  type StoreFactory,
+} from './helpers.ts';
 
 const BLOCK = 512;
 const DISKS = [
@@ -86,11 +92,16 @@ class BackupCmd implements Cmd {
           diskId: spec.diskId,
           mode: mode === 'key' ? 'key' : 'delta',
           source:
-            mode === 'delta' ? deltaSource(image, BLOCK, m.changed[i] ?? []) : fullSource(image, BLOCK),
+            mode === 'delta'
+              ? deltaSource(image, BLOCK, m.changed[i] ?? [])
+              : fullSource(image, BLOCK),
         };
       }),
     });
-    m.a.set(point.pointId, m.images.map((image) => Buffer.from(image)));
+    m.a.set(
+      point.pointId,
+      m.images.map((image) => Buffer.from(image)),
+    );
     m.order.push(point.pointId);
     for (const set of m.changed) set.clear();
   }
@@ -159,13 +170,24 @@ class RemoveBCmd implements Cmd {
   toString = (): string => `removeB(${this.pick})`;
 }
 
-async function checkAll(repo: Repository, expected: Map<string, Buffer[]>, label: string): Promise<void> {
+async function checkAll(
+  repo: Repository,
+  expected: Map<string, Buffer[]>,
+  label: string,
+): Promise<void> {
   const points = await repo.listPoints('vm');
-  assert.deepEqual(points.map((p) => p.pointId).sort(), [...expected.keys()].sort(), `${label}: point set`);
+  assert.deepEqual(
+    points.map((p) => p.pointId).sort(),
+    [...expected.keys()].sort(),
+    `${label}: point set`,
+  );
   for (const point of points) {
     for (const [i, spec] of DISKS.entries()) {
       const disk = await openPointDisk(repo, 'vm', point.pointId, spec.diskId);
-      assert.ok((await readImage(disk)).equals(expected.get(point.pointId)?.[i] ?? Buffer.alloc(0)), `${label}: ${point.pointId}/${spec.diskId}`);
+      assert.ok(
+        (await readImage(disk)).equals(expected.get(point.pointId)?.[i] ?? Buffer.alloc(0)),
+        `${label}: ${point.pointId}/${spec.diskId}`,
+      );
     }
   }
   const verified = await verifyRepository(repo, { dataSample: 1 });
@@ -177,11 +199,18 @@ async function checkAll(repo: Repository, expected: Map<string, Buffer[]>, label
   await checkAllAfterGc(repo, expected, label);
 }
 
-async function checkAllAfterGc(repo: Repository, expected: Map<string, Buffer[]>, label: string): Promise<void> {
+async function checkAllAfterGc(
+  repo: Repository,
+  expected: Map<string, Buffer[]>,
+  label: string,
+): Promise<void> {
   for (const pointId of expected.keys()) {
     for (const [i, spec] of DISKS.entries()) {
       const disk = await openPointDisk(repo, 'vm', pointId, spec.diskId);
-      assert.ok((await readImage(disk)).equals(expected.get(pointId)?.[i] ?? Buffer.alloc(0)), `${label} after GC: ${pointId}`);
+      assert.ok(
+        (await readImage(disk)).equals(expected.get(pointId)?.[i] ?? Buffer.alloc(0)),
+        `${label} after GC: ${pointId}`,
+      );
     }
   }
 }
@@ -196,7 +225,9 @@ const commands = [
   fc.tuple(fc.nat(1), fc.nat(20), fc.nat(3)).map(([d, b, v]) => new WriteCmd(d, b, v)),
   fc.tuple(fc.nat(1), fc.nat(20), fc.nat(3)).map(([d, b, v]) => new WriteCmd(d, b, v)),
   fc.nat(10).map((pick) => new RemoveCmd(pick)),
-  fc.tuple(fc.integer({ min: 1, max: 4 }), fc.nat(3)).map(([last, daily]) => new RetentionCmd(last, daily)),
+  fc
+    .tuple(fc.integer({ min: 1, max: 4 }), fc.nat(3))
+    .map(([last, daily]) => new RetentionCmd(last, daily)),
   fc.constantFrom('a', 'b').map((target) => new GcCmd(target as 'a' | 'b')),
   fc.constant(new CopyCmd()),
   fc.nat(10).map((pick) => new RemoveBCmd(pick)),
@@ -219,7 +250,10 @@ function modelSuite(factory: StoreFactory): void {
           };
           const real: Real = {
             a: await Repository.init(a.store, { blockSizeBytes: BLOCK }),
-            b: await Repository.init(b.store, { blockSizeBytes: BLOCK, compression: { codec: 'none' } }),
+            b: await Repository.init(b.store, {
+              blockSizeBytes: BLOCK,
+              compression: { codec: 'none' },
+            }),
           };
           await fc.asyncModelRun(() => ({ model, real }), cmds);
           await checkAll(real.a, model.a, 'A');

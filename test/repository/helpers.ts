@@ -16,7 +16,7 @@ export interface StoreFactory {
   /** A fresh, empty store; `nowMs` drives object modification times where the store allows it. */
   create(options?: {
     nowMs?: () => number;
-  }): Promise<{ store: ObjectStore; cleanup(): Promise<void> }>;
+  }): Promise<{ store: ObjectStore; cleanup: () => Promise<void> }>;
 }
 
 export const memoryStoreFactory: StoreFactory = {

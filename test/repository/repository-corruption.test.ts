@@ -56,7 +56,11 @@ test('index codec round-trips, and any damage is REPO_INDEX_CORRUPT', () => {
   for (let at = 0; at < encoded.length; at += 1) {
     const copy = Buffer.from(encoded);
     copy[at] = (copy[at] ?? 0) ^ 0x40;
-    assert.throws(() => decodeIndex('idx', copy), isCode('REPO_INDEX_CORRUPT', 'idx'), `byte ${at}`);
+    assert.throws(
+      () => decodeIndex('idx', copy),
+      isCode('REPO_INDEX_CORRUPT', 'idx'),
+      `byte ${at}`,
+    );
   }
   fc.assert(
     fc.property(

@@ -217,7 +217,7 @@ async function checkAllAfterGc(
 
 const backup = fc
   .tuple(fc.constantFrom('key', 'delta', 'delta', 'delta', 'full-read-delta'), fc.nat(30))
-  .map(([mode, hours]) => new BackupCmd(mode as 'key' | 'delta' | 'full-read-delta', hours));
+  .map(([mode, hours]) => new BackupCmd(mode, hours));
 
 const commands = [
   backup,
@@ -228,7 +228,7 @@ const commands = [
   fc
     .tuple(fc.integer({ min: 1, max: 4 }), fc.nat(3))
     .map(([last, daily]) => new RetentionCmd(last, daily)),
-  fc.constantFrom('a', 'b').map((target) => new GcCmd(target as 'a' | 'b')),
+  fc.constantFrom('a', 'b').map((target) => new GcCmd(target)),
   fc.constant(new CopyCmd()),
   fc.nat(10).map((pick) => new RemoveBCmd(pick)),
 ];

@@ -9,7 +9,8 @@ import {
   MemoryDisk,
   type DiskSource,
 } from '../../src/disk/index.ts';
-import { MemoryObjectStore, type ObjectStore } from '../../src/storage/index.ts';
+import { LocalObjectStore, MemoryObjectStore, type ObjectStore } from '../../src/storage/index.ts';
+import { makeTempDir } from '../harness/index.ts';
 
 export interface StoreFactory {
   readonly name: string;
@@ -27,7 +28,19 @@ export const memoryStoreFactory: StoreFactory = {
   }),
 };
 
-export const storeFactories: readonly StoreFactory[] = [memoryStoreFactory];
+/** A local folder store in a fresh temporary folder (fsync off: these tests are not about power loss). */
+export const localStoreFactory: StoreFactory = {
+  name: 'local',
+  create: async () => {
+    const dir = await makeTempDir('vmdelta-repo-');
+    return {
+      store: new LocalObjectStore(dir.path, { durable: false }),
+      cleanup: () => dir.remove(),
+    };
+  },
+};
+
+export const storeFactories: readonly StoreFactory[] = [memoryStoreFactory, localStoreFactory];
 
 function blockOf(image: Buffer, index: number, blockSizeBytes: number): Buffer {
   const start = index * blockSizeBytes;

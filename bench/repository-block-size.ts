@@ -72,7 +72,9 @@ function deltaFootprint(blockSizeBytes: number): { bytes: number; objects: numbe
 async function main(): Promise<void> {
   const data = await corpus(256 * MiB);
   console.log(`corpus: ${(data.length / MiB).toFixed(0)} MiB of /usr/lib files`);
-  console.log('block    delta-stored  objects  sha256 MiB/s  sha256+zstd1 MiB/s  zstd1 ratio  objects/s (local put)');
+  console.log(
+    'block    delta-stored  objects  sha256 MiB/s  sha256+zstd1 MiB/s  zstd1 ratio  objects/s (local put)',
+  );
   const dir = await mkdtemp(join(tmpdir(), 'vmdelta-bench-'));
   try {
     for (const blockSizeBytes of sizes) {
@@ -81,7 +83,9 @@ async function main(): Promise<void> {
       compressor.setParameters({ compressionLevel: 1 });
       let start = performance.now();
       for (let offset = 0; offset + blockSizeBytes <= data.length; offset += blockSizeBytes) {
-        createHash('sha256').update(data.subarray(offset, offset + blockSizeBytes)).digest();
+        createHash('sha256')
+          .update(data.subarray(offset, offset + blockSizeBytes))
+          .digest();
       }
       const hashMs = performance.now() - start;
       let compressedBytes = 0;

@@ -108,7 +108,9 @@ async function main(): Promise<void> {
     }
     await handle.close();
     sh('sync');
-    console.log(`image: ${formatBytes(SIZE)} of /usr/lib content (${formatBytes(data.length)} corpus, blocks made unique)`);
+    console.log(
+      `image: ${formatBytes(SIZE)} of /usr/lib content (${formatBytes(data.length)} corpus, blocks made unique)`,
+    );
 
     const cpSeconds = sh(`cp ${image} ${join(work, 'copy.raw')} && sync`);
     await rm(join(work, 'copy.raw'));
@@ -118,21 +120,31 @@ async function main(): Promise<void> {
     const repo = await Repository.init(store);
     let start = performance.now();
     const source = await openRawFileSource(image, { blockSizeBytes: BLOCK });
-    const key = await writeBackup(repo, { vmId: 'vm', disks: [{ diskId: 'd', mode: 'key', source }] });
+    const key = await writeBackup(repo, {
+      vmId: 'vm',
+      disks: [{ diskId: 'd', mode: 'key', source }],
+    });
     await source.close();
     const keySeconds = (performance.now() - start) / 1000;
-    console.log(`key backup: ${keySeconds.toFixed(2)} s (${formatBytes(SIZE / keySeconds)}/s, stored ${formatBytes(key.disks[0]?.storedBytes ?? 0)}) vs cp+sync ${cpSeconds.toFixed(2)} s -> ratio ${(cpSeconds / keySeconds).toFixed(2)}x (goal >= 0.6x)`);
+    console.log(
+      `key backup: ${keySeconds.toFixed(2)} s (${formatBytes(SIZE / keySeconds)}/s, stored ${formatBytes(key.disks[0]?.storedBytes ?? 0)}) vs cp+sync ${cpSeconds.toFixed(2)} s -> ratio ${(cpSeconds / keySeconds).toFixed(2)}x (goal >= 0.6x)`,
+    );
 
     const deltaSeconds: number[] = [];
     for (let round = 0; round < 9; round += 1) {
       const changed = pick(Math.round(BLOCKS / 100), round + 1);
       await mutate(image, changed, round);
       start = performance.now();
-      await writeBackup(repo, { vmId: 'vm', disks: [{ diskId: 'd', mode: 'delta', source: await rawDelta(image, changed) }] });
+      await writeBackup(repo, {
+        vmId: 'vm',
+        disks: [{ diskId: 'd', mode: 'delta', source: await rawDelta(image, changed) }],
+      });
       deltaSeconds.push((performance.now() - start) / 1000);
     }
     const delta = deltaSeconds[0] ?? 0;
-    console.log(`delta backup (1 % = ${Math.round(BLOCKS / 100)} blocks): ${delta.toFixed(3)} s = ${((100 * delta) / keySeconds).toFixed(2)} % of key (goal <= 3 %); 9 deltas: ${deltaSeconds.map((s) => s.toFixed(3)).join(' ')}`);
+    console.log(
+      `delta backup (1 % = ${Math.round(BLOCKS / 100)} blocks): ${delta.toFixed(3)} s = ${((100 * delta) / keySeconds).toFixed(2)} % of key (goal <= 3 %); 9 deltas: ${deltaSeconds.map((s) => s.toFixed(3)).join(' ')}`,
+    );
 
     sh('sync');
     const cpRestoreSeconds = sh(`cp ${image} ${join(work, 'copy.raw')} && sync`);
@@ -144,10 +156,13 @@ async function main(): Promise<void> {
     const disk = await openPointDisk(repo, 'vm', newest.pointId, 'd', { readAhead: 8 });
     const out = join(work, 'restored.raw');
     const sink = await openRawFileSink(out, disk.sizeBytes);
-    for await (const block of disk.readBlocks()) await sink.writeBlock(block.index, block.data, BLOCK);
+    for await (const block of disk.readBlocks())
+      await sink.writeBlock(block.index, block.data, BLOCK);
     await sink.close();
     const restoreSeconds = (performance.now() - start) / 1000;
-    console.log(`restore of a ${points.length}-point chain: ${restoreSeconds.toFixed(2)} s (${formatBytes(SIZE / restoreSeconds)}/s) vs cp+sync ${cpRestoreSeconds.toFixed(2)} s -> ratio ${(cpRestoreSeconds / restoreSeconds).toFixed(2)}x (goal >= 0.9x)`);
+    console.log(
+      `restore of a ${points.length}-point chain: ${restoreSeconds.toFixed(2)} s (${formatBytes(SIZE / restoreSeconds)}/s) vs cp+sync ${cpRestoreSeconds.toFixed(2)} s -> ratio ${(cpRestoreSeconds / restoreSeconds).toFixed(2)}x (goal >= 0.9x)`,
+    );
     execFileSync('cmp', [image, out]);
     console.log('restored image equals the source (cmp)');
   } finally {

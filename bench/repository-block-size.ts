@@ -111,7 +111,7 @@ async function main(): Promise<void> {
       const putMs = performance.now() - start;
       const mib = data.length / MiB;
       console.log(
-        `${String(blockSizeBytes / KiB).padStart(5)} KiB ${String((footprint.bytes / MiB).toFixed(0)).padStart(8)} MiB ${String(footprint.objects).padStart(8)} ${(mib / (hashMs / 1000)).toFixed(0).padStart(12)} ${(mib / (bothMs / 1000)).toFixed(0).padStart(19)} ${(data.length / compressedBytes).toFixed(2).padStart(12)} ${(count / (putMs / 1000)).toFixed(0).padStart(12)}`,
+        `${String(blockSizeBytes / KiB).padStart(5)} KiB ${(footprint.bytes / MiB).toFixed(0).padStart(8)} MiB ${String(footprint.objects).padStart(8)} ${(mib / (hashMs / 1000)).toFixed(0).padStart(12)} ${(mib / (bothMs / 1000)).toFixed(0).padStart(19)} ${(data.length / compressedBytes).toFixed(2).padStart(12)} ${(count / (putMs / 1000)).toFixed(0).padStart(12)}`,
       );
     }
   } finally {

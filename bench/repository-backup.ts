@@ -9,6 +9,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { loadavg } from 'node:os';
 import { GiB, MiB, formatBytes } from '../src/core/index.ts';
 import { BlockSet, type Block, type DiskSource } from '../src/disk/index.ts';
 import { openRawFileSink, openRawFileSource } from '../src/disk/raw-file-disk.ts';
@@ -50,6 +51,7 @@ function sh(command: string): number {
 /** The blocks `changed` of a raw file, as a delta source (what a change tracker gives). */
 async function rawDelta(path: string, changed: readonly number[]): Promise<DiskSource> {
   const full = await openRawFileSource(path, { blockSizeBytes: BLOCK });
+  await full.close();
   const blocks = BlockSet.of(BLOCKS, changed);
   return {
     sizeBytes: full.sizeBytes,
@@ -68,7 +70,7 @@ async function rawDelta(path: string, changed: readonly number[]): Promise<DiskS
         await handle.close();
       }
     },
-    close: () => full.close(),
+    close: () => Promise.resolve(),
   };
 }
 
@@ -117,7 +119,9 @@ async function main(): Promise<void> {
     sh('sync');
 
     const store = new LocalObjectStore(join(work, 'repo'));
-    const repo = await Repository.init(store);
+    const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
+    const repo = await Repository.init(store, { blockWorkers });
+    console.log(`block workers: ${blockWorkers}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
     let start = performance.now();
     const source = await openRawFileSource(image, { blockSizeBytes: BLOCK });
     const key = await writeBackup(repo, {
@@ -165,6 +169,7 @@ async function main(): Promise<void> {
     );
     execFileSync('cmp', [image, out]);
     console.log('restored image equals the source (cmp)');
+    await repo.close();
   } finally {
     await rm(work, { recursive: true, force: true });
   }

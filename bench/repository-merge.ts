@@ -104,7 +104,9 @@ async function memoryBench(work: string): Promise<void> {
   }, 20);
   const sizeBytes = 1 * TiB;
   const blockCount = sizeBytes / BLOCK;
-  const repo = await Repository.init(new LocalObjectStore(join(work, 'memory')), { blockWorkers: 2 });
+  const repo = await Repository.init(new LocalObjectStore(join(work, 'memory')), {
+    blockWorkers: Number(process.env['BLOCK_WORKERS'] ?? 2),
+  });
   try {
     const start = performance.now();
     const present = spread(blockCount, (8 * GiB) / BLOCK, 3);
@@ -129,6 +131,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(process.argv[2] ?? '/var/tmp', 'vmdelta-merge-'));
   try {
     if (process.argv[3] !== 'merge-only') await memoryBench(work);
+    if (process.argv[3] === 'memory-only') return;
     for (const size of [4 * GiB, 16 * GiB, 64 * GiB]) {
       await mergeBench(work, size);
       const fold = await foldOnly(work, size);

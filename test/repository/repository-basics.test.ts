@@ -9,7 +9,8 @@ import {
   verifyRepository,
   writeBackup,
 } from '../../src/repository/index.ts';
-import { MemoryObjectStore } from '../../src/storage/index.ts';
+import { ManualClock } from '../../src/core/index.ts';
+import { FaultInjectingStore, MemoryObjectStore } from '../../src/storage/index.ts';
 import { deltaSource, fullSource, readImage, storeFactories } from './helpers.ts';
 
 const BLOCK = 4096;
@@ -147,4 +148,36 @@ test('a worker pool writes the same objects and reads them back, corruption dete
   } finally {
     for (const repo of repos) await repo.close();
   }
+});
+
+test('GC keeps unreferenced objects younger than the safety window (writers in progress)', async () => {
+  const clock = new ManualClock(10_000_000);
+  const inner = new MemoryObjectStore({ nowMs: () => clock.nowMs() });
+  const faulty = new FaultInjectingStore(inner);
+  const repo = await Repository.init(faulty, { blockSizeBytes: BLOCK, clock });
+  const image = pattern(3, BLOCK * 4);
+  const committed = await writeBackup(repo, {
+    vmId: 'vm',
+    disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, BLOCK) }],
+  });
+  // A writer "in progress": blocks and index written, manifest not yet.
+  faulty.setPlan({
+    failWhen: (op, key) =>
+      op === 'put' && key.startsWith('points/') ? new Error('not yet') : undefined,
+  });
+  await assert.rejects(
+    writeBackup(repo, {
+      vmId: 'vm',
+      disks: [{ diskId: 'd', mode: 'key', source: fullSource(pattern(4, BLOCK * 4), BLOCK) }],
+    }),
+  );
+  faulty.setPlan({});
+  clock.advance(30 * 60_000);
+  const young = await collectGarbage(repo, { safetyWindowMs: 3_600_000 });
+  assert.equal(young.deletedObjects, 0);
+  assert.equal(young.keptYoungObjects, 5, '4 blocks + 1 index of the writer in progress');
+  clock.advance(31 * 60_000);
+  const old = await collectGarbage(repo, { safetyWindowMs: 3_600_000 });
+  assert.equal(old.deletedObjects, 5);
+  assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', committed.pointId, 'd')), image);
 });

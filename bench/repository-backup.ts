@@ -121,7 +121,11 @@ async function main(): Promise<void> {
     const store = new LocalObjectStore(join(work, 'repo'));
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
     const repo = await Repository.init(store, { blockWorkers });
-    console.log(`block workers: ${blockWorkers}; load average ${loadavg().map((l) => l.toFixed(1)).join(' ')}`);
+    console.log(
+      `block workers: ${blockWorkers}; load average ${loadavg()
+        .map((l) => l.toFixed(1))
+        .join(' ')}`,
+    );
     let start = performance.now();
     const source = await openRawFileSource(image, { blockSizeBytes: BLOCK });
     const key = await writeBackup(repo, {

@@ -18,7 +18,12 @@ import { openPointDisk, removePoint, Repository, writeBackup } from '../src/repo
 
 const BLOCK = 2 * MiB;
 
-function synthetic(sizeBytes: number, kind: DiskKind, blocks: BlockSet, version: number): DiskSource {
+function synthetic(
+  sizeBytes: number,
+  kind: DiskKind,
+  blocks: BlockSet,
+  version: number,
+): DiskSource {
   return {
     sizeBytes,
     blockSizeBytes: BLOCK,
@@ -57,7 +62,13 @@ async function mergeBench(work: string, sizeBytes: number): Promise<void> {
     const key = await writeBackup(repo, {
       vmId: 'vm',
       createdMs: 1,
-      disks: [{ diskId: 'd', mode: 'key', source: synthetic(sizeBytes, 'full', BlockSet.all(blockCount), 0) }],
+      disks: [
+        {
+          diskId: 'd',
+          mode: 'key',
+          source: synthetic(sizeBytes, 'full', BlockSet.all(blockCount), 0),
+        },
+      ],
     });
     const keySeconds = (performance.now() - start) / 1000;
     const changed = spread(blockCount, GiB / BLOCK, 7);
@@ -81,16 +92,25 @@ async function mergeBench(work: string, sizeBytes: number): Promise<void> {
 
 async function foldOnly(work: string, sizeBytes: number): Promise<number> {
   // The fold and commit part alone: read two indexes, fold, put the new key, delete the manifest.
-  const { foldIndexes, encodeIndex, keyIndexKey, decodeIndex } = await import('../src/repository/index.ts');
+  const { foldIndexes, encodeIndex, keyIndexKey, decodeIndex } =
+    await import('../src/repository/index.ts');
   const store = new LocalObjectStore(join(work, `merge-${sizeBytes / GiB}`));
   const keys: string[] = [];
-  for await (const info of store.list('data/')) if (info.key.includes('/indexes/')) keys.push(info.key);
+  for await (const info of store.list('data/'))
+    if (info.key.includes('/indexes/')) keys.push(info.key);
   const keyIndex = keys.find((k) => k.endsWith('.key'));
   if (keyIndex === undefined) return 0;
   const start = performance.now();
   const index = decodeIndex(keyIndex, await store.get(keyIndex));
   // Fold the key with a synthetic 512-entry delta of the same chain (the real one was merged).
-  const delta = { ...index, kind: 'delta' as const, seq: index.seq + 1, baseSeq: index.seq, blockIndexes: index.blockIndexes.slice(0, 512), hashes: index.hashes.subarray(0, 512 * 32) };
+  const delta = {
+    ...index,
+    kind: 'delta' as const,
+    seq: index.seq + 1,
+    baseSeq: index.seq,
+    blockIndexes: index.blockIndexes.slice(0, 512),
+    hashes: index.hashes.subarray(0, 512 * 32),
+  };
   const folded = foldIndexes(index, delta);
   const chainId = folded.chainId;
   await store.put(keyIndexKey('vm', chainId, folded.seq), encodeIndex(folded));
@@ -110,8 +130,22 @@ async function memoryBench(work: string): Promise<void> {
   try {
     const start = performance.now();
     const present = spread(blockCount, (8 * GiB) / BLOCK, 3);
-    const key = await writeBackup(repo, { vmId: 'vm', createdMs: 1, disks: [{ diskId: 'd', mode: 'key', source: synthetic(sizeBytes, 'full', present, 0) }] });
-    const delta = await writeBackup(repo, { vmId: 'vm', createdMs: 2, disks: [{ diskId: 'd', mode: 'delta', source: synthetic(sizeBytes, 'delta', spread(blockCount, 512, 9), 1) }] });
+    const key = await writeBackup(repo, {
+      vmId: 'vm',
+      createdMs: 1,
+      disks: [{ diskId: 'd', mode: 'key', source: synthetic(sizeBytes, 'full', present, 0) }],
+    });
+    const delta = await writeBackup(repo, {
+      vmId: 'vm',
+      createdMs: 2,
+      disks: [
+        {
+          diskId: 'd',
+          mode: 'delta',
+          source: synthetic(sizeBytes, 'delta', spread(blockCount, 512, 9), 1),
+        },
+      ],
+    });
     const disk = await openPointDisk(repo, 'vm', delta.pointId, 'd');
     let readBytes = 0;
     for await (const block of disk.readBlocks()) readBytes += block.data.length;
@@ -135,7 +169,9 @@ async function main(): Promise<void> {
     for (const size of [4 * GiB, 16 * GiB, 64 * GiB]) {
       await mergeBench(work, size);
       const fold = await foldOnly(work, size);
-      console.log(`      fold of the key index with a 512-entry delta + put of the new key: ${fold.toFixed(3)} s`);
+      console.log(
+        `      fold of the key index with a 512-entry delta + put of the new key: ${fold.toFixed(3)} s`,
+      );
     }
   } finally {
     await rm(work, { recursive: true, force: true });

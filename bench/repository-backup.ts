@@ -17,7 +17,7 @@ import { LocalObjectStore } from '../src/storage/index.ts';
 import { openPointDisk, Repository, writeBackup } from '../src/repository/index.ts';
 
 const BLOCK = 2 * MiB;
-const SIZE = 4 * GiB;
+const SIZE = Number(process.env['BENCH_GIB'] ?? 4) * GiB;
 const BLOCKS = SIZE / BLOCK;
 
 async function corpus(targetBytes: number): Promise<Buffer> {

@@ -87,8 +87,19 @@ export async function writeBackup(
   const entries: DiskEntry[] = [];
   for (const disk of request.disks) {
     checkId('diskId', disk.diskId);
+    // A disk absent from the base (added to the VM since) starts its chain, from a full source.
     const baseEntry =
-      disk.mode === 'delta' && base !== undefined ? findDisk(base, disk.diskId) : undefined;
+      disk.mode === 'delta' &&
+      base !== undefined &&
+      base.disks.some((d) => d.diskId === disk.diskId)
+        ? findDisk(base, disk.diskId)
+        : undefined;
+    if (disk.mode === 'delta' && baseEntry === undefined && disk.source.kind !== 'full') {
+      throw new RepositoryError(
+        'REPO_INVALID_REQUEST',
+        `disk ${disk.diskId} is not in the base point: it needs a full read to start its chain`,
+      );
+    }
     const result = await writeDisk(repository, request, disk, baseEntry);
     entries.push(result.entry);
   }

@@ -23,6 +23,9 @@ export interface RemovalResult {
   readonly foldedIndexes: number;
   readonly deletedIndexes: number;
   readonly deletedBlocks: number;
+  /** Steps 1–2 (folds and commit) and step 3 (deleting what is superseded), milliseconds. */
+  readonly commitMs: number;
+  readonly cleanupMs: number;
 }
 
 /** Seqs of the other restore points on `chainId`, ascending. */
@@ -47,6 +50,7 @@ export async function removePoint(
   pointId: string,
 ): Promise<RemovalResult> {
   const { store } = repository;
+  const startMs = performance.now();
   const concurrency = Math.min(16, store.properties.maxConcurrency);
   const target = await repository.readPoint(vmId, pointId);
   const points = await repository.listPoints(vmId);
@@ -99,6 +103,8 @@ export async function removePoint(
   // Step 2: the commit point.
   await store.delete(pointKey(vmId, pointId));
 
+  const commitMs = performance.now() - startMs;
+
   // Step 3: delete what no remaining point references.
   let deletedIndexes = 0;
   let deletedBlocks = 0;
@@ -130,5 +136,12 @@ export async function removePoint(
     await forEachLimited(removed, concurrency, (ref) => store.delete(ref.key));
     deletedIndexes += removed.length;
   }
-  return { pointId, foldedIndexes, deletedIndexes, deletedBlocks };
+  return {
+    pointId,
+    foldedIndexes,
+    deletedIndexes,
+    deletedBlocks,
+    commitMs,
+    cleanupMs: performance.now() - startMs - commitMs,
+  };
 }

@@ -26,6 +26,7 @@ const headroom = workerData.headroomBytes;
 const level = workerData.level;
 const cctx = level === null ? null : new zstd.CCtx();
 const dctx = new zstd.DCtx();
+let scratch = Buffer.alloc(0);
 const owns = (b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 parentPort.on('message', (task) => {
   try {
@@ -36,15 +37,18 @@ parentPort.on('message', (task) => {
       let codec = 0;
       let payloadBytes = data.length;
       if (cctx !== null) {
-        out = Buffer.allocUnsafe(headroom + zstd.compressBound(data.length));
-        const compressedBytes = cctx.compress(out.subarray(headroom), data, level);
+        const bound = zstd.compressBound(data.length);
+        if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+        const compressedBytes = cctx.compress(scratch.subarray(0, bound), data, level);
         if (compressedBytes <= data.length * (1 - workerData.minSaving)) {
           codec = 1;
           payloadBytes = compressedBytes;
+          out = Buffer.allocUnsafeSlow(headroom + compressedBytes);
+          scratch.copy(out, headroom, 0, compressedBytes);
         }
       }
       if (codec === 0) {
-        out = Buffer.allocUnsafe(headroom + data.length);
+        out = Buffer.allocUnsafeSlow(headroom + data.length);
         data.copy(out, headroom);
       }
       parentPort.postMessage(

@@ -53,7 +53,9 @@ parentPort.on('message', (task) => {
       }
       parentPort.postMessage(
         { id: task.id, hash, out, codec, payloadBytes },
-        owns(out) ? [out.buffer] : [],
+        // The input goes back too: dead buffers are then collected by the main thread, which
+        // collects often, instead of piling up in this isolate until its next GC.
+        [out.buffer, data.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === out.buffer ? owns(out) : owns(data))),
       );
     } else {
       const payload = Buffer.from(task.payload.buffer, task.payload.byteOffset, task.payload.byteLength);
@@ -61,7 +63,10 @@ parentPort.on('message', (task) => {
       const written = dctx.decompress(plain, payload);
       if (written !== task.lengthBytes) throw new Error('decompressed length mismatch');
       const hash = createHash('sha256').update(plain).digest();
-      parentPort.postMessage({ id: task.id, plain, hash }, owns(plain) ? [plain.buffer] : []);
+      parentPort.postMessage(
+        { id: task.id, plain, hash, input: payload },
+        [plain.buffer, payload.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === plain.buffer ? owns(plain) : owns(payload) || task.wholeBuffer)),
+      );
     }
   } catch (error) {
     parentPort.postMessage({ id: task.id, error: String(error && error.message || error) });

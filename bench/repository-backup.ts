@@ -120,7 +120,11 @@ async function main(): Promise<void> {
 
     const store = new LocalObjectStore(join(work, 'repo'));
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
-    const repo = await Repository.init(store, { blockWorkers });
+    const compression =
+      process.env['COMPRESSION'] === 'none'
+        ? ({ codec: 'none' } as const)
+        : ({ codec: 'zstd', level: 1 } as const);
+    const repo = await Repository.init(store, { blockWorkers, compression });
     console.log(
       `block workers: ${blockWorkers}; load average ${loadavg()
         .map((l) => l.toFixed(1))

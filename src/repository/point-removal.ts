@@ -9,7 +9,6 @@
  */
 import { addIndexHashes } from './folded-disk.ts';
 import { ChainState, type IndexRef } from './chain-state.ts';
-import { RepositoryError } from './errors.ts';
 import { encodeIndex, type ChainIndex } from './index-codec.ts';
 import { foldIndexes } from './index-fold.ts';
 import { blockKey, chainPrefix, deltaIndexKey, keyIndexKey, pointKey } from './keys.ts';
@@ -67,31 +66,16 @@ export async function removePoint(
     before.set(disk.chainId, { chain, refs: walkKeys(chain, [...others, disk.seq]), others });
     const successorSeq = others.find((seq) => seq > disk.seq);
     if (successorSeq === undefined) continue;
-    const successorTop = chain.refAt(successorSeq);
-    const targetTop = chain.refAt(disk.seq);
-    if (successorTop === undefined || targetTop === undefined) {
-      throw new RepositoryError(
-        'REPO_CHAIN_BROKEN',
-        `chain ${disk.chainId} lacks an index at ${disk.seq} or ${successorSeq}`,
-        {
-          details: { vmId, chainId: disk.chainId },
-        },
-      );
-    }
-    if (successorTop.kind === 'key' || (successorTop.baseSeq ?? 0) < disk.seq) continue; // already folded
-    if (successorTop.baseSeq !== disk.seq) {
-      throw new RepositoryError(
-        'REPO_CHAIN_BROKEN',
-        `chain ${disk.chainId}: ${successorTop.key} skips over seq ${disk.seq}`,
-        {
-          details: { vmId, chainId: disk.chainId, key: successorTop.key },
-        },
-      );
-    }
-    const folded = foldIndexes(
-      await repository.readIndex(targetTop),
-      await repository.readIndex(successorTop),
-    );
+    // The successor's walk from the target's index up to the successor (usually one delta; more
+    // when seqs in between have no restore point, e.g. after a partial copy) folds into one index.
+    const path = chain.walk(successorSeq);
+    const from = path.findIndex((ref) => ref.seq === disk.seq);
+    if (from < 0) continue; // the successor no longer depends on this point: already folded
+    const first = path[from];
+    if (first === undefined) continue;
+    let folded = await repository.readIndex(first);
+    for (const ref of path.slice(from + 1))
+      folded = foldIndexes(folded, await repository.readIndex(ref));
     const key =
       folded.kind === 'key'
         ? keyIndexKey(vmId, disk.chainId, folded.seq)

@@ -134,6 +134,7 @@ async function main(): Promise<void> {
     const source = await openRawFileSource(image, { blockSizeBytes: BLOCK });
     const key = await writeBackup(repo, {
       vmId: 'vm',
+      concurrency: Number(process.env['PUT_CONCURRENCY'] ?? 8),
       disks: [{ diskId: 'd', mode: 'key', source }],
     });
     await source.close();

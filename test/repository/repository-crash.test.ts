@@ -22,6 +22,7 @@ import {
   deltaSource,
   fullSource,
   readImage,
+  runsFor,
   storeFactories,
   type StoreFactory,
 } from './helpers.ts';
@@ -160,9 +161,9 @@ function crashSuite(factory: StoreFactory): void {
           }
         },
       ),
-      { numRuns: factory.name === 'memory' ? 400 : 150 },
+      { numRuns: runsFor(factory, 400) },
     );
-    assert.ok(crashes > (factory.name === 'memory' ? 100 : 35), `crashes happened (${crashes})`);
+    assert.ok(crashes > runsFor(factory, 400) / 4, `crashes happened (${crashes})`);
   });
 }
 

@@ -213,3 +213,27 @@ test('a disk added to the VM starts its own chain; several disks commit in one m
   assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', second.pointId, 'a')), a);
   assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', second.pointId, 'b')), b);
 });
+
+test('verify samples blocks; GC dry run deletes nothing', async () => {
+  const store = new MemoryObjectStore();
+  const repo = await Repository.init(store, { blockSizeBytes: BLOCK });
+  const image = pattern(11, BLOCK * 40);
+  await writeBackup(repo, {
+    vmId: 'vm',
+    disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, BLOCK) }],
+  });
+  let seed = 1;
+  const random = (): number => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const sampled = await verifyRepository(repo, { dataSample: 0.25, random });
+  assert.equal(sampled.checkedBlocks, 40);
+  assert.ok(sampled.readBlocks > 2 && sampled.readBlocks < 25, `read ${sampled.readBlocks}`);
+  await store.put('data/vm/leftover', Buffer.from('x'));
+  const dry = await collectGarbage(repo, { safetyWindowMs: 0, dryRun: true });
+  assert.equal(dry.deletedObjects, 1);
+  assert.ok((await store.stat('data/vm/leftover')) !== undefined);
+  await collectGarbage(repo, { safetyWindowMs: 0 });
+  assert.equal(await store.stat('data/vm/leftover'), undefined);
+});

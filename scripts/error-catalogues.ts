@@ -10,6 +10,7 @@ import { storageErrors } from '../src/storage/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 import { vhdErrors } from '../src/vhd/index.ts';
 import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
+import { repositoryErrors } from '../src/repository/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -19,4 +20,5 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
   { layer: 'hypervisor', catalogue: hypervisorErrors },
   { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
+  { layer: 'repository', catalogue: repositoryErrors },
 ];

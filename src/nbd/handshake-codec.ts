@@ -176,8 +176,8 @@ export function checkBlockSizes(sizes: NbdBlockSizes): void {
     minimumBytes <= 65536 &&
     isPowerOfTwo(preferredBytes) &&
     preferredBytes >= Math.max(minimumBytes, 512) &&
-    (maximumPayloadBytes === 0xffffffff || maximumPayloadBytes >= preferredBytes) &&
-    maximumPayloadBytes % minimumBytes === 0;
+    (maximumPayloadBytes === 0xffffffff ||
+      (maximumPayloadBytes >= preferredBytes && maximumPayloadBytes % minimumBytes === 0));
   if (!ok) {
     throw new NbdError(
       'NBD_PROTOCOL',

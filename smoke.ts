@@ -1,0 +1,12 @@
+import { openNbdClient, iterateNbdExtents } from './src/nbd/index.ts';
+import { createHash } from 'node:crypto';
+const c = await openNbdClient({ uri: 'nbd+unix:///?socket=/tmp/nbdsmoke/s.sock', metaContexts: ['base:allocation', 'qemu:dirty-bitmap:bm0'], listMetaContexts: ['base:', 'qemu:'], listExports: true });
+console.log(c.info);
+for await (const e of iterateNbdExtents(c, 'base:allocation')) console.log('alloc', e);
+for await (const e of iterateNbdExtents(c, 'qemu:dirty-bitmap:bm0')) console.log('dirty', e);
+const h = createHash('sha256');
+const parts = [];
+for (let o = 0; o < c.info.sizeBytes; o += 2 * 1024 * 1024) parts.push(c.read(o, 2 * 1024 * 1024));
+for (const p of parts) h.update(await p);
+console.log(h.digest('hex'));
+await c.disconnect();

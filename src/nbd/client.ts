@@ -151,6 +151,7 @@ export class NbdClient implements NbdReplySink {
       await request.promise;
       return request.target ?? Buffer.alloc(lengthBytes);
     }
+    this.#check(NBD_CMD_READ, offsetBytes, lengthBytes, true);
     const parts: Promise<PendingRequest>[] = [];
     for (let done = 0; done < lengthBytes; done += this.maxIoBytes) {
       const partBytes = Math.min(this.maxIoBytes, lengthBytes - done);
@@ -194,6 +195,7 @@ export class NbdClient implements NbdReplySink {
 
   async write(offsetBytes: number, data: Buffer, options: NbdWriteOptions = {}): Promise<void> {
     const flags = this.#fua(options);
+    this.#check(NBD_CMD_WRITE, offsetBytes, data.length, true);
     const parts: Promise<PendingRequest>[] = [];
     for (let done = 0; done < data.length || done === 0; done += this.maxIoBytes) {
       const payload = data.subarray(done, Math.min(data.length, done + this.maxIoBytes));
@@ -289,7 +291,8 @@ export class NbdClient implements NbdReplySink {
       });
   }
 
-  #check(command: number, offsetBytes: number, lengthBytes: number): void {
+  /** Client-side strict checks; `whole` skips the per-request payload limit (split later). */
+  #check(command: number, offsetBytes: number, lengthBytes: number, whole = false): void {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#closing) throw new NbdError('NBD_CLOSED', 'the NBD client is closed');
     const name = commandNames[command] ?? String(command);
@@ -318,7 +321,11 @@ export class NbdClient implements NbdReplySink {
     if (offsetBytes % minimumBytes !== 0) invalid(`offset not aligned to ${minimumBytes}`);
     if (lengthBytes % minimumBytes !== 0 && offsetBytes + lengthBytes !== sizeBytes)
       invalid(`length not aligned to ${minimumBytes}`);
-    if ((command === NBD_CMD_READ || command === NBD_CMD_WRITE) && lengthBytes > this.maxIoBytes)
+    if (
+      !whole &&
+      (command === NBD_CMD_READ || command === NBD_CMD_WRITE) &&
+      lengthBytes > this.maxIoBytes
+    )
       invalid(`above the maximum payload ${this.maxIoBytes}`);
   }
 

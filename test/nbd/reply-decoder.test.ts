@@ -39,7 +39,6 @@ function decode(parts: Buffer[], structured = true): Event[] {
   const live = new Map(requests);
   const decoder = new NbdReplyDecoder({
     sink: {
-      ...sink,
       onSimpleReply: (c, e) => sink.onSimpleReply(c, e),
       onDataChunk: (c, o, l) => sink.onDataChunk(c, o, l),
       onData: (c, o, d) => sink.onData(c, o, d),

@@ -67,10 +67,7 @@ export class NbdPool {
     this.info = first.info;
     this.multiConn = multiConn;
     this.maxIoBytes = first.maxIoBytes;
-    this.maxInFlightBytes = Math.max(
-      options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES,
-      this.maxIoBytes,
-    );
+    this.maxInFlightBytes = options.maxInFlightBytes ?? DEFAULT_MAX_IN_FLIGHT_BYTES;
     this.#budget = new Semaphore(this.maxInFlightBytes);
     this.#retries = options.retries ?? 3;
     this.#slots = clients.map((client) => ({ client, opening: undefined }));

@@ -6,10 +6,12 @@
 import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
+import { nbdErrors } from '../src/nbd/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
+  { layer: 'nbd', catalogue: nbdErrors },
   { layer: 'storage', catalogue: storageErrors },
 ];

@@ -62,11 +62,12 @@ async function readAll(pool: NbdPool): Promise<number> {
   }
 }
 
-async function ours(uri: string, connections: number) {
+async function ours(uri: string, connections: number, readRequestBytes: number) {
   const pool = await openNbdPool({
     uri,
     connections,
     maxInFlightBytes,
+    readRequestBytes,
   });
   try {
     const started = performance.now();
@@ -113,6 +114,7 @@ async function makeImage(path: string): Promise<void> {
   await execFileAsync('sh', ['-c', `cat '${path}' > /dev/null`]);
 }
 
+const baselineRssMiB = process.memoryUsage.rss() / MiB;
 const tmp = await makeTempDir('vmd-bench-');
 const servers: NbdServer[] = [];
 try {
@@ -151,15 +153,23 @@ try {
     for (const connections of [1, 4]) {
       const reference = await best(runs, () => nbdcopy(uri, connections));
       const reference2M = await best(runs, () => nbdcopy(uri, connections, requestBytes));
-      let mine = 0;
-      let rss = 0;
-      for (let i = 0; i < runs; i += 1) {
-        const result = await ours(uri, connections);
-        mine = Math.max(mine, result.rate);
-        rss = Math.max(rss, result.peakRssMiB);
+      for (const wire of [256 * 1024, requestBytes]) {
+        let mine = 0;
+        let rss = 0;
+        for (let i = 0; i < runs; i += 1) {
+          const result = await ours(uri, connections, wire);
+          mine = Math.max(mine, result.rate);
+          rss = Math.max(rss, result.peakRssMiB);
+        }
+        row(
+          `${label}, ${connections} conn, wire ${wire / 1024}K`,
+          mine,
+          reference,
+          reference2M,
+          rss,
+        );
+        console.log(rows.at(-1));
       }
-      row(`${label}, ${connections} conn, 2 MiB`, mine, reference, reference2M, rss);
-      console.log(rows.at(-1));
     }
   }
   // The checksum path (read + sha256 in order), hashing on this thread or on a worker.
@@ -180,7 +190,7 @@ try {
     console.log(rows.at(-1));
   }
   console.log(
-    `\nexport ${sizeBytes / MiB} MiB, in-flight limit ${maxInFlightBytes / MiB} MiB, best of ${runs} runs\n${rows.join('\n')}`,
+    `\nexport ${sizeBytes / MiB} MiB, in-flight limit ${maxInFlightBytes / MiB} MiB, RSS before reading ${baselineRssMiB.toFixed(0)} MiB, best of ${runs} runs; every read is 2 MiB (one block), sent as 256 KiB or 2 MiB requests\n${rows.join('\n')}`,
   );
 } finally {
   for (const server of servers) await server.stop();

@@ -27,6 +27,8 @@ export interface OpenNbdClientOptions {
   readonly signal?: AbortSignal;
   /** Read data straight into result buffers (plain sockets; default true). */
   readonly directReads?: boolean;
+  /** Largest READ request on the wire; longer reads are split into one buffer (default 256 KiB). */
+  readonly readRequestBytes?: number;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -123,6 +125,7 @@ export async function openNbdClient(options: OpenNbdClientOptions): Promise<NbdC
       result.leftover,
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       input,
+      options.readRequestBytes,
     );
   })();
   const guard = new Promise<never>((_resolve, reject) => {

@@ -6,6 +6,7 @@
 import type { NbdExtent } from './reply-decoder.ts';
 import type { NbdExportInfo } from './handshake.ts';
 import { NbdError } from './errors.ts';
+import { throwIfAborted } from '../core/index.ts';
 
 export interface NbdMappedExtent {
   readonly offsetBytes: number;
@@ -41,7 +42,7 @@ export async function* iterateNbdExtents(
   let pending: NbdMappedExtent | undefined;
   let offsetBytes = start;
   while (offsetBytes < end) {
-    range.signal?.throwIfAborted();
+    throwIfAborted(range.signal);
     const lengthBytes = Math.min(window, end - offsetBytes);
     const extents = (await source.blockStatus(offsetBytes, lengthBytes)).get(context) ?? [];
     if (extents.length === 0)

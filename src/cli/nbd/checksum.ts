@@ -3,7 +3,7 @@
  * hash needs bytes in order; replies arrive in any order and are reordered here).
  */
 import { createHash } from 'node:crypto';
-import { MiB } from '../../core/index.ts';
+import { MiB, throwIfAborted } from '../../core/index.ts';
 import type { NbdPool } from '../../nbd/index.ts';
 import { Sha256Worker } from './sha256-worker.ts';
 
@@ -40,7 +40,7 @@ export async function sha256OfNbdExport(
   try {
     refill();
     for (let read = queue.shift(); read !== undefined; read = queue.shift()) {
-      options.signal?.throwIfAborted();
+      throwIfAborted(options.signal);
       const data = await read;
       refill();
       if (worker !== undefined) await worker.update(data);

@@ -11,7 +11,7 @@ export interface DirectReadHandler {
   onRead(lengthBytes: number, buffer: Buffer): void;
 }
 
-export const STAGING_BUFFER_BYTES = 256 * 1024;
+export const STAGING_BUFFER_BYTES = 64 * 1024;
 
 export class SocketInput {
   readonly #staging = Buffer.allocUnsafe(STAGING_BUFFER_BYTES);

@@ -24,7 +24,7 @@ export class Sha256Worker {
   #digest: ((hex: string) => void) | undefined;
   #failure: Error | undefined;
 
-  constructor(maxQueued = 8) {
+  constructor(maxQueued = 4) {
     this.#maxQueued = maxQueued;
     this.#worker.on('message', (message: { ack?: boolean; digest?: string }) => {
       if (message.ack === true) {

@@ -85,6 +85,9 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   #idleWaiters: (() => void)[] = [];
   readonly #staging: Buffer | undefined;
   #direct: Buffer | undefined;
+  /** Reads since the last timer tick, and when the connection last made progress. */
+  #progress = 0;
+  #stalledSinceMs = Date.now();
 
   constructor(
     socket: Socket,
@@ -112,6 +115,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     if (input !== undefined) input.setHandler(this);
     else
       socket.on('data', (chunk: Buffer) => {
+        this.#progress += 1;
         try {
           this.#decoder.push(chunk);
         } catch (error) {
@@ -387,10 +391,15 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     return request;
   }
 
+  /** Stall detection: requests in flight and no byte received for `requestTimeoutMs`. */
   #checkTimeout(): void {
-    const oldest = this.#inFlight.values().next();
-    if (oldest.done === true) return;
-    if (Date.now() - oldest.value.startedMs > this.#requestTimeoutMs) {
+    const now = Date.now();
+    if (this.#inFlight.size === 0 || this.#progress > 0) {
+      this.#progress = 0;
+      this.#stalledSinceMs = now;
+      return;
+    }
+    if (now - this.#stalledSinceMs > this.#requestTimeoutMs) {
       this.#fail(
         new NbdError('NBD_TIMEOUT', `no NBD reply within ${this.#requestTimeoutMs} ms`, {
           retryable: true,
@@ -428,6 +437,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
 
   onRead(lengthBytes: number, buffer: Buffer): void {
     if (this.#failure !== undefined) return;
+    this.#progress += 1;
     try {
       if (buffer === this.#direct) {
         this.#direct = undefined;

@@ -11,7 +11,6 @@ export class PendingRequest implements NbdRequestShape {
   readonly command: number;
   readonly offsetBytes: number;
   readonly lengthBytes: number;
-  readonly startedMs: number;
   /** Bytes counted against the connection's in-flight total (READ and WRITE payloads). */
   readonly payloadBytes: number;
   target: Buffer | undefined;
@@ -32,7 +31,6 @@ export class PendingRequest implements NbdRequestShape {
     this.offsetBytes = offsetBytes;
     this.lengthBytes = lengthBytes;
     this.payloadBytes = payloadBytes;
-    this.startedMs = Date.now();
     this.promise = new Promise<PendingRequest>((resolve, reject) => {
       this.resolve = resolve;
       this.reject = reject;

@@ -29,6 +29,8 @@ export interface OpenNbdClientOptions {
   readonly directReads?: boolean;
   /** Largest READ request on the wire; longer reads are split into one buffer (default 256 KiB). */
   readonly readRequestBytes?: number;
+  /** Requests on the wire per connection; more wait client-side (default 32). */
+  readonly maxRequestsInFlight?: number;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -126,6 +128,7 @@ export async function openNbdClient(options: OpenNbdClientOptions): Promise<NbdC
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
       input,
       options.readRequestBytes,
+      options.maxRequestsInFlight,
     );
   })();
   const guard = new Promise<never>((_resolve, reject) => {

@@ -22,6 +22,10 @@ export class PendingRequest implements NbdRequestShape {
   ranges: number[] | undefined;
   extents: Map<number, readonly NbdExtent[]> | undefined;
   error: NbdError | undefined;
+  /** While queued behind the connection's request limit: what to send. */
+  cookie = 0;
+  header: Buffer | undefined;
+  payload: Buffer | undefined;
   resolve!: (request: PendingRequest) => void;
   reject!: (error: unknown) => void;
   readonly promise: Promise<PendingRequest>;

@@ -61,7 +61,7 @@ test('64 reads in flight answered in reverse order, split into data and hole chu
       await c.readRequest(); // DISC
     },
     async (uri) => {
-      const client = await openNbdClient({ uri });
+      const client = await openNbdClient({ uri, maxRequestsInFlight: requestCount });
       const completion: number[] = [];
       const reads = Array.from({ length: requestCount }, (_, i) =>
         client.read(i * 16384, 16384).then((data) => {
@@ -299,6 +299,39 @@ test('client-side checks refuse bad requests before sending', async () => {
       await assert.rejects(client.blockStatus(0, 512), isCode('NBD_NOT_SUPPORTED'));
       assert.equal(client.inFlightCount, 0);
       client.destroy();
+    },
+  );
+});
+
+test('requests queued behind the per-connection limit are sent in turn, and fail with the connection', async () => {
+  await withServer(
+    async (c) => {
+      await c.handshake({ sizeBytes: SIZE });
+      // Answer the first three one at a time (only one is ever on the wire), then break.
+      for (let i = 0; i < 3; i += 1) {
+        const r = await c.readRequest();
+        c.write(
+          dataChunk(Number(r.cookie), r.offsetBytes, content(r.offsetBytes, r.lengthBytes), true),
+        );
+      }
+      await c.readRequest();
+      c.write(Buffer.concat([wire.u32(0xbad), Buffer.alloc(16)]));
+      await c.read(1 << 30).catch(() => undefined);
+    },
+    async (uri) => {
+      const client = await openNbdClient({ uri, maxRequestsInFlight: 1 });
+      const reads = Array.from({ length: 6 }, (_, i) => client.read(i * 4096, 4096));
+      assert.equal(client.inFlightCount, 6);
+      const results = await Promise.allSettled(reads);
+      results.slice(0, 3).forEach((result, i) => {
+        assert.equal(result.status, 'fulfilled');
+        assert.ok(result.value.equals(content(i * 4096, 4096)));
+      });
+      for (const result of results.slice(3)) {
+        assert.equal(result.status, 'rejected');
+        assert.ok(isCode('NBD_PROTOCOL')(result.reason));
+      }
+      assert.equal(client.inFlightCount, 0);
     },
   );
 });

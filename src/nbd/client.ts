@@ -95,7 +95,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   #progress = 0;
   #stalledSinceMs = Date.now();
   readonly #maxRequests: number;
-  #waiting: PendingRequest[] = [];
+  #waiting: (PendingRequest | undefined)[] = [];
   #waitingHead = 0;
 
   constructor(
@@ -423,6 +423,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   #dispatchWaiting(): void {
     while (this.#inFlight.size < this.#maxRequests && this.#waitingHead < this.#waiting.length) {
       const request = this.#waiting[this.#waitingHead];
+      this.#waiting[this.#waitingHead] = undefined; // no reference to what was sent
       this.#waitingHead += 1;
       if (request?.header === undefined) continue;
       const { header, payload } = request;
@@ -462,7 +463,8 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     this.#failure = error;
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#socket.destroy();
-    const pending = [...this.#inFlight.values(), ...this.#waiting.slice(this.#waitingHead)];
+    const pending = [...this.#inFlight.values()];
+    for (const request of this.#waiting) if (request !== undefined) pending.push(request);
     this.#inFlight.clear();
     this.#waiting = [];
     this.#waitingHead = 0;

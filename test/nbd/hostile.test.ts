@@ -4,6 +4,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { makeTempDir } from '../harness/index.ts';
 import { NbdError, openNbdClient, type NbdClient } from '../../src/nbd/index.ts';
 import { startFakeNbdServer, type FakeConnection } from './fake-server.ts';
@@ -332,6 +334,45 @@ test('requests queued behind the per-connection limit are sent in turn, and fail
         assert.ok(isCode('NBD_PROTOCOL')(result.reason));
       }
       assert.equal(client.inFlightCount, 0);
+    },
+  );
+});
+
+test('answered requests are not retained by the client-side queue (memory stays bounded)', async () => {
+  setFlagsFromString('--expose-gc');
+  const gc = runInNewContext('gc') as () => void;
+  await withServer(
+    async (c) => {
+      await c.handshake({ sizeBytes: SIZE });
+      for (;;) {
+        const r = await c.readRequest();
+        if (r.command === 2) return;
+        c.write(
+          dataChunk(Number(r.cookie), r.offsetBytes, content(r.offsetBytes, r.lengthBytes), true),
+        );
+      }
+    },
+    async (uri) => {
+      const client = await openNbdClient({ uri, maxRequestsInFlight: 1 });
+      let first: WeakRef<Buffer> | undefined;
+      const reads = Array.from({ length: 200 }, (_, i) => {
+        const read = client.read((i % 64) * 4096, 4096);
+        return i === 1
+          ? read.then((data) => void (first = new WeakRef(data)))
+          : read.then(() => undefined);
+      });
+      await reads[100];
+      assert.ok(client.inFlightCount > 0, 'the queue is still busy');
+      await new Promise((resolve) => setImmediate(resolve));
+      gc();
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(
+        first?.deref(),
+        undefined,
+        'the result buffer of a queued request was collected',
+      );
+      await Promise.all(reads);
+      await client.disconnect();
     },
   );
 });

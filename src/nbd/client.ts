@@ -2,8 +2,8 @@
  * One NBD connection in transmission phase: requests pipelined and matched by cookie (replies come
  * in any order), every request checked client-side before sending (libnbd's strict mode: bounds,
  * alignment, size, advertised commands and flags), replies validated by the incremental decoder,
- * server errno values turned into typed errors, and a timeout on the oldest request. Any protocol
- * violation, timeout or socket failure fails every request in flight and closes the connection.
+ * server errno values turned into typed errors, and a stall timeout. Any protocol violation,
+ * timeout or socket failure fails every request in flight (and queued) and closes the connection.
  */
 import type { Socket } from 'node:net';
 import {
@@ -19,7 +19,6 @@ import {
   NBD_CMD_TRIM,
   NBD_CMD_WRITE,
   NBD_CMD_WRITE_ZEROES,
-  NBD_FLAG_READ_ONLY,
   NBD_FLAG_SEND_CACHE,
   NBD_FLAG_SEND_FAST_ZERO,
   NBD_FLAG_SEND_FLUSH,
@@ -30,47 +29,22 @@ import {
   NBD_REQUEST_HEADER_BYTES,
 } from './constants.ts';
 import { encodeRequestHeaderInto } from './encode.ts';
-import { NbdError, errnoError, protocolError } from './errors.ts';
+import { NbdError, protocolError } from './errors.ts';
 import type { NbdExportInfo } from './handshake.ts';
 import { PendingRequest } from './pending-request.ts';
 import type { DirectReadHandler, SocketInput } from './socket-input.ts';
-import { NbdReplyDecoder, type NbdExtent, type NbdReplySink } from './reply-decoder.ts';
+import { NbdReplyDecoder, type NbdExtent } from './reply-decoder.ts';
+import { ReplyAssembler } from './reply-assembler.ts';
+import { RequestQueue } from './request-queue.ts';
+import { checkNbdRequest, clampExtents } from './request-checks.ts';
+import {
+  DEFAULT_MAX_REQUESTS_IN_FLIGHT,
+  DEFAULT_READ_REQUEST_BYTES,
+  type NbdWriteOptions,
+  type NbdZeroOptions,
+} from './client-options.ts';
 
-export interface NbdWriteOptions {
-  readonly fua?: boolean;
-}
-export interface NbdZeroOptions extends NbdWriteOptions {
-  /** Allocate instead of punching holes (NO_HOLE). */
-  readonly noHole?: boolean;
-  /** Fail fast with ENOTSUP unless zeroing is cheap (FAST_ZERO). */
-  readonly fastZero?: boolean;
-}
-
-const commandNames = [
-  'READ',
-  'WRITE',
-  'DISC',
-  'FLUSH',
-  'TRIM',
-  'CACHE',
-  'WRITE_ZEROES',
-  'BLOCK_STATUS',
-];
-
-export const DEFAULT_REQUEST_TIMEOUT_MS = 120_000;
-/**
- * READ requests on the wire are at most 256 KiB by default (nbdcopy's default too): qemu-nbd
- * streams many 256 KiB requests about twice as fast as 2 MiB ones (bench/nbd-read.ts).
- */
-export const DEFAULT_READ_REQUEST_BYTES = 256 * 1024;
-/**
- * Requests on the wire per connection (more wait in a client-side queue). QEMU serves 16 at a time
- * (MAX_NBD_REQUESTS); twice that keeps the server busy across a round trip, while 64-256 measured
- * slower against a local qemu-nbd.
- */
-export const DEFAULT_MAX_REQUESTS_IN_FLIGHT = 32;
-
-export class NbdClient implements NbdReplySink, DirectReadHandler {
+export class NbdClient implements DirectReadHandler {
   readonly info: NbdExportInfo;
   /** Largest READ/WRITE request sent (max payload, capped at 32 MiB, multiple of the minimum). */
   readonly maxIoBytes: number;
@@ -78,7 +52,8 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   readonly readRequestBytes: number;
   readonly #socket: Socket;
   readonly #decoder: NbdReplyDecoder;
-  readonly #inFlight = new Map<number, PendingRequest>();
+  readonly #replies = new ReplyAssembler((request) => this.#settled(request));
+  readonly #inFlight = this.#replies.inFlight;
   readonly #contextNames = new Map<number, string>();
   readonly #requestTimeoutMs: number;
   readonly #failureListeners: ((error: NbdError) => void)[] = [];
@@ -95,8 +70,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   #progress = 0;
   #stalledSinceMs = Date.now();
   readonly #maxRequests: number;
-  #waiting: (PendingRequest | undefined)[] = [];
-  #waitingHead = 0;
+  readonly #waiting = new RequestQueue();
 
   constructor(
     socket: Socket,
@@ -118,7 +92,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     this.readRequestBytes = Math.max(minimumBytes, split - (split % minimumBytes));
     for (const [name, id] of info.metaContexts) this.#contextNames.set(id, name);
     this.#decoder = new NbdReplyDecoder({
-      sink: this,
+      sink: this.#replies,
       lookup: (cookie) => this.#inFlight.get(cookie),
       structuredReplies: info.structuredReplies,
     });
@@ -162,7 +136,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
 
   /** Requests sent and not answered, plus those queued behind the request limit. */
   get inFlightCount(): number {
-    return this.#inFlight.size + this.#waiting.length - this.#waitingHead;
+    return this.#inFlight.size + this.#waiting.length;
   }
   get inFlightBytes(): number {
     return this.#inFlightBytes;
@@ -334,38 +308,7 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
   #check(command: number, offsetBytes: number, lengthBytes: number, whole = false): void {
     if (this.#failure !== undefined) throw this.#failure;
     if (this.#closing) throw new NbdError('NBD_CLOSED', 'the NBD client is closed');
-    const name = commandNames[command] ?? String(command);
-    const invalid = (why: string): never => {
-      throw new NbdError(
-        'NBD_INVALID_REQUEST',
-        `${name} [${offsetBytes}, +${lengthBytes}): ${why}`,
-        {
-          details: { command: name, offsetBytes, lengthBytes },
-        },
-      );
-    };
-    if (command === NBD_CMD_FLUSH) return;
-    const isWrite =
-      command === NBD_CMD_WRITE || command === NBD_CMD_WRITE_ZEROES || command === NBD_CMD_TRIM;
-    if (isWrite && this.hasFlag(NBD_FLAG_READ_ONLY))
-      throw new NbdError('NBD_NOT_SUPPORTED', `${name} on a read-only export`);
-    if (command === NBD_CMD_BLOCK_STATUS && this.info.metaContexts.size === 0)
-      throw new NbdError('NBD_NOT_SUPPORTED', 'block status needs a selected meta context');
-    const { sizeBytes } = this.info;
-    const { minimumBytes } = this.info.blockSizes;
-    if (!Number.isSafeInteger(offsetBytes) || offsetBytes < 0) invalid('bad offset');
-    if (!Number.isInteger(lengthBytes) || lengthBytes <= 0) invalid('empty or bad length');
-    if (lengthBytes > 0xffffffff) invalid('length above 2^32 - 1');
-    if (offsetBytes + lengthBytes > sizeBytes) invalid(`beyond the export end (${sizeBytes})`);
-    if (offsetBytes % minimumBytes !== 0) invalid(`offset not aligned to ${minimumBytes}`);
-    if (lengthBytes % minimumBytes !== 0 && offsetBytes + lengthBytes !== sizeBytes)
-      invalid(`length not aligned to ${minimumBytes}`);
-    if (
-      !whole &&
-      (command === NBD_CMD_READ || command === NBD_CMD_WRITE) &&
-      lengthBytes > this.maxIoBytes
-    )
-      invalid(`above the maximum payload ${this.maxIoBytes}`);
+    checkNbdRequest(this.info, this.maxIoBytes, command, offsetBytes, lengthBytes, whole);
   }
 
   #send(
@@ -421,22 +364,13 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
 
   /** Sends queued requests as room frees up on the wire. */
   #dispatchWaiting(): void {
-    while (this.#inFlight.size < this.#maxRequests && this.#waitingHead < this.#waiting.length) {
-      const request = this.#waiting[this.#waitingHead];
-      this.#waiting[this.#waitingHead] = undefined; // no reference to what was sent
-      this.#waitingHead += 1;
-      if (request?.header === undefined) continue;
+    while (this.#inFlight.size < this.#maxRequests) {
+      const request = this.#waiting.shift();
+      if (request === undefined) return;
       const { header, payload } = request;
       request.header = undefined;
       request.payload = undefined;
-      this.#transmit(request.cookie, request, header, payload);
-    }
-    if (this.#waitingHead === this.#waiting.length) {
-      this.#waiting = [];
-      this.#waitingHead = 0;
-    } else if (this.#waitingHead > 1024) {
-      this.#waiting = this.#waiting.slice(this.#waitingHead);
-      this.#waitingHead = 0;
+      if (header !== undefined) this.#transmit(request.cookie, request, header, payload);
     }
   }
 
@@ -464,10 +398,8 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     if (this.#timer !== undefined) clearInterval(this.#timer);
     this.#socket.destroy();
     const pending = [...this.#inFlight.values()];
-    for (const request of this.#waiting) if (request !== undefined) pending.push(request);
+    pending.push(...this.#waiting.takeAll());
     this.#inFlight.clear();
-    this.#waiting = [];
-    this.#waitingHead = 0;
     this.#inFlightBytes = 0;
     for (const request of pending) request.reject(error);
     this.#wakeIdle();
@@ -503,114 +435,10 @@ export class NbdClient implements NbdReplySink, DirectReadHandler {
     }
   }
 
-  // ---- NbdReplySink: called synchronously by the decoder ----
-
-  dataSpace(cookie: number, offsetBytes: number, maxBytes: number): Buffer | undefined {
-    const request = this.#inFlight.get(cookie);
-    if (request?.target === undefined) return undefined;
-    const at = request.targetOffsetBytes + offsetBytes - request.offsetBytes;
-    return request.target.subarray(at, at + maxBytes);
-  }
-
-  onSimpleReply(cookie: number, errno: number): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    if (errno !== 0) {
-      request.error ??= errnoError(errno, commandNames[request.command] ?? '?');
-    } else if (request.command === NBD_CMD_READ) {
-      request.target ??= Buffer.allocUnsafe(request.lengthBytes);
-      request.coveredBytes = request.lengthBytes;
-    }
-  }
-
-  onDataChunk(cookie: number, offsetBytes: number, lengthBytes: number): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    if (!request.cover(offsetBytes, lengthBytes))
-      throw protocolError('overlapping data chunks', 'OFFSET_DATA');
-    if (request.target === undefined) {
-      // Every byte ends up covered by data or a hole (checked at DONE); holes already seen
-      // need a zeroed buffer, otherwise holes are zeroed as they come.
-      const holesSeen = request.coveredBytes > lengthBytes;
-      request.target = holesSeen
-        ? Buffer.alloc(request.lengthBytes)
-        : Buffer.allocUnsafe(request.lengthBytes);
-      request.targetZeroed = holesSeen;
-    }
-  }
-
-  onData(cookie: number, offsetBytes: number, data: Buffer): void {
-    const request = this.#inFlight.get(cookie);
-    if (request?.target === undefined) return;
-    data.copy(request.target, request.targetOffsetBytes + offsetBytes - request.offsetBytes);
-  }
-
-  onHole(cookie: number, offsetBytes: number, lengthBytes: number): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    if (!request.cover(offsetBytes, lengthBytes))
-      throw protocolError('overlapping hole chunks', 'OFFSET_HOLE');
-    if (request.target !== undefined && !request.targetZeroed) {
-      const at = request.targetOffsetBytes + offsetBytes - request.offsetBytes;
-      request.target.fill(0, at, at + lengthBytes);
-    }
-  }
-
-  onBlockStatus(cookie: number, contextId: number, extents: readonly NbdExtent[]): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    request.extents ??= new Map();
-    if (!request.extents.has(contextId)) request.extents.set(contextId, extents);
-  }
-
-  onError(cookie: number, errno: number, message: string, offsetBytes: number | undefined): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    request.error ??= errnoError(errno, commandNames[request.command] ?? '?', message, offsetBytes);
-  }
-
-  onDone(cookie: number): void {
-    const request = this.#inFlight.get(cookie);
-    if (request === undefined) return;
-    this.#inFlight.delete(cookie);
+  /** After a request settled: its bytes leave the count, queued requests go out. */
+  #settled(request: PendingRequest): void {
     this.#inFlightBytes -= request.payloadBytes;
-    if (request.error === undefined && request.command === NBD_CMD_READ) {
-      if (request.coveredBytes !== request.lengthBytes) {
-        request.error = new NbdError(
-          'NBD_EIO',
-          `READ reply covered ${request.coveredBytes} of ${request.lengthBytes} bytes`,
-          { retryable: true },
-        );
-      } else if (request.target === undefined) {
-        // Holes only: a zero-filled buffer (the allocator hands out zero pages, no copy).
-        request.target = Buffer.alloc(request.lengthBytes);
-      }
-    }
-    if (request.error === undefined) request.resolve(request);
-    else request.reject(request.error);
     this.#dispatchWaiting();
     if (this.#inFlight.size === 0) this.#wakeIdle();
   }
-}
-
-/** Checks §11.5 and clamps the last extent to the request. */
-function clampExtents(
-  extents: readonly NbdExtent[],
-  lengthBytes: number,
-  reqOne: boolean,
-): NbdExtent[] {
-  if (reqOne && extents.length !== 1)
-    throw protocolError('REQ_ONE answered with several extents', 'extent count');
-  const out: NbdExtent[] = [];
-  let covered = 0;
-  for (const extent of extents) {
-    if (covered >= lengthBytes)
-      throw protocolError('extents continue past the request', 'extent length');
-    const clamped = Math.min(extent.lengthBytes, lengthBytes - covered);
-    out.push(
-      clamped === extent.lengthBytes ? extent : { lengthBytes: clamped, flags: extent.flags },
-    );
-    covered += clamped;
-  }
-  return out;
 }

@@ -5,7 +5,8 @@
  */
 import { createConnection, type Socket } from 'node:net';
 import { CoreError } from '../core/index.ts';
-import { NbdClient, DEFAULT_REQUEST_TIMEOUT_MS } from './client.ts';
+import { NbdClient } from './client.ts';
+import { DEFAULT_REQUEST_TIMEOUT_MS } from './client-options.ts';
 import { NbdError } from './errors.ts';
 import { runNbdHandshake } from './handshake.ts';
 import { SocketInput } from './socket-input.ts';

@@ -8,7 +8,8 @@
 import { MiB, Semaphore, describeError } from '../core/index.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NBD_FLAG_CAN_MULTI_CONN, NBD_FLAG_READ_ONLY } from './constants.ts';
-import type { NbdClient, NbdWriteOptions, NbdZeroOptions } from './client.ts';
+import type { NbdClient } from './client.ts';
+import type { NbdWriteOptions, NbdZeroOptions } from './client-options.ts';
 import {
   loadNbdTlsFor,
   openNbdClient,

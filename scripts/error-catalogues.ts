@@ -6,6 +6,7 @@
 import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
+import { nbdErrors } from '../src/nbd/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 import { vhdErrors } from '../src/vhd/index.ts';
@@ -16,6 +17,7 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
   { layer: 'vhd', catalogue: vhdErrors },
+  { layer: 'nbd', catalogue: nbdErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
   { layer: 'hypervisor', catalogue: hypervisorErrors },

@@ -7,3 +7,5 @@ export * from './block-set.ts';
 export * from './disk.ts';
 export * from './memory-disk.ts';
 export * from './vhd-disk.ts';
+export * from './nbd-disk.ts';
+export * from './nbd-sink.ts';

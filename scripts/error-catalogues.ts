@@ -7,9 +7,11 @@ import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
+import { jobErrors } from '../src/jobs/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
   { layer: 'storage', catalogue: storageErrors },
+  { layer: 'jobs', catalogue: jobErrors },
 ];

@@ -8,10 +8,12 @@ import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { jobErrors } from '../src/jobs/index.ts';
+import { repositoryErrors } from '../src/repository/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'jobs', catalogue: jobErrors },
+  { layer: 'repository', catalogue: repositoryErrors },
 ];

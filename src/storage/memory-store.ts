@@ -1,4 +1,5 @@
 /** An in-memory ObjectStore: fast tests, the model in property tests, the base of fault tests. */
+import { throwIfAborted } from '../core/index.ts';
 import { StorageError } from './errors.ts';
 import { checkObjectKey, checkObjectPrefix } from './object-key.ts';
 import type {
@@ -37,6 +38,7 @@ export class MemoryObjectStore implements ObjectStore {
 
   async put(key: string, body: Buffer, options: PutOptions = {}): Promise<void> {
     checkObjectKey(key);
+    throwIfAborted(options.signal);
     if (options.ifAbsent === true && this.#objects.has(key)) {
       throw new StorageError('STORAGE_ALREADY_EXISTS', `${key} already exists`);
     }

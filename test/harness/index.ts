@@ -9,3 +9,5 @@ export * from './process.ts';
 export * from './pki.ts';
 export * from './images.ts';
 export * from './nbd-servers.ts';
+export * from './swift.ts';
+export * from './s3rver.ts';

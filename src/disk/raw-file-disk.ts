@@ -1,0 +1,158 @@
+/**
+ * A raw image file as a DiskSource (kind 'full') and as a DiskSink (restore target).
+ *
+ * Source: `blocks` must be known before any data is read, and Node exposes no SEEK_DATA/SEEK_HOLE,
+ * so every block is listed and read; holes read back as zeros from the page cache (cheap), and
+ * consumers drop all-zero blocks (the repository writer never stores them). Reads run a bounded
+ * window ahead of the consumer. Sink: the file is created or truncated to the disk size (one
+ * sparse hole), zero blocks are skipped so they stay holes, `close()` fsyncs.
+ */
+import { open, type FileHandle } from 'node:fs/promises';
+import { BlockSet } from './block-set.ts';
+import {
+  blockCountFor,
+  blockLengthBytes,
+  isZeroBlock,
+  type Block,
+  type DiskSink,
+  type DiskSource,
+  type ReadBlocksOptions,
+} from './disk.ts';
+import { CoreError, throwIfAborted } from '../core/index.ts';
+
+export interface RawFileSourceOptions {
+  readonly blockSizeBytes: number;
+  /** Blocks read ahead of the consumer (default 4). */
+  readonly readAhead?: number;
+}
+
+export class RawFileSource implements DiskSource {
+  readonly kind = 'full' as const;
+  readonly sizeBytes: number;
+  readonly blockSizeBytes: number;
+  readonly blocks: BlockSet;
+  readonly #handle: FileHandle;
+  readonly #readAhead: number;
+
+  constructor(handle: FileHandle, sizeBytes: number, options: RawFileSourceOptions) {
+    this.#handle = handle;
+    this.sizeBytes = sizeBytes;
+    this.blockSizeBytes = options.blockSizeBytes;
+    this.blocks = BlockSet.all(blockCountFor(sizeBytes, options.blockSizeBytes));
+    this.#readAhead = Math.max(1, options.readAhead ?? 4);
+  }
+
+  async #read(index: number): Promise<Buffer> {
+    const lengthBytes = blockLengthBytes(index, this.sizeBytes, this.blockSizeBytes);
+    const data = Buffer.allocUnsafe(lengthBytes);
+    let doneBytes = 0;
+    while (doneBytes < lengthBytes) {
+      const { bytesRead } = await this.#handle.read(
+        data,
+        doneBytes,
+        lengthBytes - doneBytes,
+        index * this.blockSizeBytes + doneBytes,
+      );
+      if (bytesRead === 0)
+        throw new CoreError('INVALID_ARGUMENT', `file shrank while reading block ${index}`);
+      doneBytes += bytesRead;
+    }
+    return data;
+  }
+
+  async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
+    const pending: { index: number; data: Promise<Buffer> }[] = [];
+    const iterator = this.blocks[Symbol.iterator]();
+    const fill = (): void => {
+      while (pending.length < this.#readAhead) {
+        const next = iterator.next();
+        if (next.done === true) return;
+        const data = this.#read(next.value);
+        data.catch(() => undefined);
+        pending.push({ index: next.value, data });
+      }
+    };
+    try {
+      fill();
+      for (;;) {
+        const head = pending.shift();
+        if (head === undefined) return;
+        throwIfAborted(options.signal);
+        const data = await head.data;
+        fill();
+        yield { index: head.index, data };
+      }
+    } finally {
+      await Promise.allSettled(pending.map((entry) => entry.data));
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#handle.close();
+  }
+}
+
+export async function openRawFileSource(
+  path: string,
+  options: RawFileSourceOptions,
+): Promise<RawFileSource> {
+  const handle = await open(path, 'r');
+  try {
+    const { size } = await handle.stat();
+    return new RawFileSource(handle, size, options);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}
+
+export class RawFileSink implements DiskSink {
+  readonly sizeBytes: number;
+  readonly #handle: FileHandle;
+
+  constructor(handle: FileHandle, sizeBytes: number) {
+    this.#handle = handle;
+    this.sizeBytes = sizeBytes;
+  }
+
+  async writeBlock(index: number, data: Buffer, blockSizeBytes: number): Promise<void> {
+    const offsetBytes = index * blockSizeBytes;
+    if (offsetBytes + data.length > this.sizeBytes) {
+      throw new CoreError(
+        'INVALID_ARGUMENT',
+        `block ${index} ends past the disk size ${this.sizeBytes}`,
+      );
+    }
+    if (isZeroBlock(data)) return;
+    let doneBytes = 0;
+    while (doneBytes < data.length) {
+      const { bytesWritten } = await this.#handle.write(
+        data,
+        doneBytes,
+        data.length - doneBytes,
+        offsetBytes + doneBytes,
+      );
+      doneBytes += bytesWritten;
+    }
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#handle.sync();
+    } finally {
+      await this.#handle.close();
+    }
+  }
+}
+
+/** Creates (or truncates) `path` as a sparse file of `sizeBytes`, ready for a restore. */
+export async function openRawFileSink(path: string, sizeBytes: number): Promise<RawFileSink> {
+  const handle = await open(path, 'w');
+  try {
+    await handle.truncate(sizeBytes);
+    return new RawFileSink(handle, sizeBytes);
+  } catch (error) {
+    await handle.close();
+    throw error;
+  }
+}

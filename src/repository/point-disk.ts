@@ -1,0 +1,106 @@
+/**
+ * A restore point's disk as a DiskSource (kind 'full'): the fold of its chain, read with a bounded
+ * read-ahead window, every block's hash checked; plus random access to one block.
+ */
+import { throwIfAborted } from '../core/index.ts';
+import {
+  zeroBlock,
+  type Block,
+  type BlockSet,
+  type DiskSource,
+  type ReadBlocksOptions,
+} from '../disk/index.ts';
+import type { FoldedDisk } from './folded-disk.ts';
+import { findDisk, type Repository } from './repository.ts';
+
+export interface OpenPointDiskOptions {
+  /** Blocks fetched ahead of the consumer (default: the store's concurrency, at most 8). */
+  readonly readAhead?: number;
+}
+
+export class PointDisk implements DiskSource {
+  readonly kind = 'full' as const;
+  readonly sizeBytes: number;
+  readonly blockSizeBytes: number;
+  readonly blocks: BlockSet;
+  readonly folded: FoldedDisk;
+  readonly #repository: Repository;
+  readonly #vmId: string;
+  readonly #chainId: string;
+  readonly #readAhead: number;
+
+  constructor(
+    repository: Repository,
+    vmId: string,
+    chainId: string,
+    folded: FoldedDisk,
+    readAhead: number,
+  ) {
+    this.#repository = repository;
+    this.#vmId = vmId;
+    this.#chainId = chainId;
+    this.folded = folded;
+    this.sizeBytes = folded.sizeBytes;
+    this.blockSizeBytes = folded.blockSizeBytes;
+    this.blocks = folded.present;
+    this.#readAhead = Math.max(1, readAhead);
+  }
+
+  /** Random access: block `blockIndex` (zeros for a hole), hash checked. */
+  async readBlock(blockIndex: number): Promise<Buffer> {
+    const lengthBytes = this.folded.lengthOf(blockIndex);
+    const hash = this.folded.hashOf(blockIndex);
+    if (hash === undefined) return zeroBlock(lengthBytes);
+    return this.#repository.readBlockObject(
+      this.#vmId,
+      this.#chainId,
+      Buffer.from(hash),
+      lengthBytes,
+    );
+  }
+
+  async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
+    const pending: { index: number; data: Promise<Buffer> }[] = [];
+    const iterator = this.blocks[Symbol.iterator]();
+    const fill = (): void => {
+      while (pending.length < this.#readAhead) {
+        const next = iterator.next();
+        if (next.done === true) return;
+        const data = this.readBlock(next.value);
+        data.catch(() => undefined); // observed when awaited below
+        pending.push({ index: next.value, data });
+      }
+    };
+    try {
+      fill();
+      for (;;) {
+        const head = pending.shift();
+        if (head === undefined) return;
+        throwIfAborted(options.signal);
+        const data = await head.data;
+        fill();
+        yield { index: head.index, data };
+      }
+    } finally {
+      await Promise.allSettled(pending.map((entry) => entry.data));
+    }
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+export async function openPointDisk(
+  repository: Repository,
+  vmId: string,
+  pointId: string,
+  diskId: string,
+  options: OpenPointDiskOptions = {},
+): Promise<PointDisk> {
+  const manifest = await repository.readPoint(vmId, pointId);
+  const disk = findDisk(manifest, diskId);
+  const folded = await repository.foldDisk(vmId, disk);
+  const readAhead = options.readAhead ?? Math.min(8, repository.store.properties.maxConcurrency);
+  return new PointDisk(repository, vmId, disk.chainId, folded, readAhead);
+}

@@ -1,0 +1,133 @@
+/**
+ * Removing a restore point (docs/design.md §4.7 "merge"). For each disk of the point whose chain
+ * has a later point: fold the point's top index into its successor's (oldest point: key + delta
+ * → new key; middle point: delta + delta → wider delta) and put the result under a new name
+ * (step 1, each result is a valid representation of a committed state). Then delete the manifest
+ * (step 2, the commit point of the removal). Then delete the indexes no remaining point walks
+ * through and the blocks only they referenced (step 3; what a crash leaves is swept by GC).
+ * Cost: the indexes of the chain plus the superseded blocks. Run under the VM's lease.
+ */
+import { addIndexHashes } from './folded-disk.ts';
+import { ChainState, type IndexRef } from './chain-state.ts';
+import { RepositoryError } from './errors.ts';
+import { encodeIndex, type ChainIndex } from './index-codec.ts';
+import { foldIndexes } from './index-fold.ts';
+import { blockKey, chainPrefix, deltaIndexKey, keyIndexKey, pointKey } from './keys.ts';
+import type { PointManifest } from './manifest.ts';
+import type { Repository } from './repository.ts';
+
+export interface RemovalResult {
+  readonly pointId: string;
+  /** Index objects written by folds (0 when the point had no successor). */
+  readonly foldedIndexes: number;
+  readonly deletedIndexes: number;
+  readonly deletedBlocks: number;
+}
+
+/** Seqs of the other restore points on `chainId`, ascending. */
+function otherSeqs(points: readonly PointManifest[], except: string, chainId: string): number[] {
+  const seqs = new Set<number>();
+  for (const point of points) {
+    if (point.pointId === except) continue;
+    for (const disk of point.disks) if (disk.chainId === chainId) seqs.add(disk.seq);
+  }
+  return [...seqs].sort((x, y) => x - y);
+}
+
+function walkKeys(chain: ChainState, seqs: readonly number[]): Map<string, IndexRef> {
+  const refs = new Map<string, IndexRef>();
+  for (const seq of seqs) for (const ref of chain.walk(seq)) refs.set(ref.key, ref);
+  return refs;
+}
+
+export async function removePoint(
+  repository: Repository,
+  vmId: string,
+  pointId: string,
+): Promise<RemovalResult> {
+  const { store } = repository;
+  const target = await repository.readPoint(vmId, pointId);
+  const points = await repository.listPoints(vmId);
+  let foldedIndexes = 0;
+  const before = new Map<
+    string,
+    { chain: ChainState; refs: Map<string, IndexRef>; others: number[] }
+  >();
+
+  // Step 1: folds.
+  for (const disk of target.disks) {
+    const chain = await repository.loadChain(vmId, disk.chainId);
+    const others = otherSeqs(points, pointId, disk.chainId);
+    before.set(disk.chainId, { chain, refs: walkKeys(chain, [...others, disk.seq]), others });
+    const successorSeq = others.find((seq) => seq > disk.seq);
+    if (successorSeq === undefined) continue;
+    const successorTop = chain.refAt(successorSeq);
+    const targetTop = chain.refAt(disk.seq);
+    if (successorTop === undefined || targetTop === undefined) {
+      throw new RepositoryError(
+        'REPO_CHAIN_BROKEN',
+        `chain ${disk.chainId} lacks an index at ${disk.seq} or ${successorSeq}`,
+        {
+          details: { vmId, chainId: disk.chainId },
+        },
+      );
+    }
+    if (successorTop.kind === 'key' || (successorTop.baseSeq ?? 0) < disk.seq) continue; // already folded
+    if (successorTop.baseSeq !== disk.seq) {
+      throw new RepositoryError(
+        'REPO_CHAIN_BROKEN',
+        `chain ${disk.chainId}: ${successorTop.key} skips over seq ${disk.seq}`,
+        {
+          details: { vmId, chainId: disk.chainId, key: successorTop.key },
+        },
+      );
+    }
+    const folded = foldIndexes(
+      await repository.readIndex(targetTop),
+      await repository.readIndex(successorTop),
+    );
+    const key =
+      folded.kind === 'key'
+        ? keyIndexKey(vmId, disk.chainId, folded.seq)
+        : deltaIndexKey(vmId, disk.chainId, folded.seq, folded.baseSeq ?? 0);
+    await store.put(key, encodeIndex(folded));
+    foldedIndexes += 1;
+  }
+
+  // Step 2: the commit point.
+  await store.delete(pointKey(vmId, pointId));
+
+  // Step 3: delete what no remaining point references.
+  let deletedIndexes = 0;
+  let deletedBlocks = 0;
+  for (const [chainId, { refs: beforeRefs, others }] of before) {
+    if (others.length === 0) {
+      for await (const info of store.list(chainPrefix(vmId, chainId))) {
+        await store.delete(info.key);
+        if (info.key.includes('/indexes/')) deletedIndexes += 1;
+        else deletedBlocks += 1;
+      }
+      continue;
+    }
+    const chain = await repository.loadChain(vmId, chainId);
+    const afterRefs = walkKeys(chain, others);
+    const removed = [...beforeRefs.values()].filter((ref) => !afterRefs.has(ref.key));
+    if (removed.length === 0) continue;
+    const live = new Set<string>();
+    for (const ref of afterRefs.values()) addIndexHashes(live, await repository.readIndex(ref));
+    const candidates = new Set<string>();
+    const removedIndexes: ChainIndex[] = [];
+    for (const ref of removed) removedIndexes.push(await repository.readIndex(ref));
+    for (const index of removedIndexes) addIndexHashes(candidates, index);
+    for (const hash of candidates) {
+      if (live.has(hash)) continue;
+      await store.delete(blockKey(vmId, chainId, Buffer.from(hash, 'latin1')));
+      deletedBlocks += 1;
+    }
+    for (const ref of removed) {
+      await store.delete(ref.key);
+      deletedIndexes += 1;
+    }
+  }
+  return { pointId, foldedIndexes, deletedIndexes, deletedBlocks };
+}

@@ -1,0 +1,50 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { openRawFileSink, openRawFileSource } from '../../src/disk/raw-file-disk.ts';
+import { makeTempDir } from '../harness/index.ts';
+
+test('raw file source yields every block in order; sink keeps zero blocks as holes', async () => {
+  const dir = await makeTempDir();
+  try {
+    const blockSizeBytes = 64 * 1024;
+    const image = Buffer.alloc(blockSizeBytes * 40 + 123);
+    image.fill(7, blockSizeBytes * 3, blockSizeBytes * 4);
+    image.fill(9, blockSizeBytes * 40);
+    const path = join(dir.path, 'disk.raw');
+    await writeFile(path, image);
+    const source = await openRawFileSource(path, { blockSizeBytes, readAhead: 3 });
+    assert.equal(source.sizeBytes, image.length);
+    assert.equal(source.blocks.count, 41);
+    const out = join(dir.path, 'out.raw');
+    const sink = await openRawFileSink(out, source.sizeBytes);
+    let previous = -1;
+    for await (const block of source.readBlocks()) {
+      assert.equal(block.index, previous + 1);
+      previous = block.index;
+      assert.deepEqual(
+        block.data,
+        image.subarray(
+          block.index * blockSizeBytes,
+          block.index * blockSizeBytes + block.data.length,
+        ),
+      );
+      await sink.writeBlock(block.index, block.data, blockSizeBytes);
+    }
+    await sink.close();
+    await source.close();
+    assert.equal(previous, 40);
+    assert.deepEqual(await readFile(out), image);
+    const info = await stat(out);
+    assert.ok(
+      info.blocks * 512 < 4 * blockSizeBytes,
+      `zero blocks stay holes (${info.blocks * 512} bytes allocated)`,
+    );
+    const small = await openRawFileSink(join(dir.path, 'small.raw'), 100);
+    await assert.rejects(small.writeBlock(1, Buffer.alloc(100, 1), 100), /past the disk size/);
+    await small.close();
+  } finally {
+    await dir.remove();
+  }
+});

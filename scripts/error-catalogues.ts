@@ -9,6 +9,7 @@ import { binaryErrors } from '../src/binary/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { jobErrors } from '../src/jobs/index.ts';
 import { repositoryErrors } from '../src/repository/index.ts';
+import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -16,4 +17,6 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'jobs', catalogue: jobErrors },
   { layer: 'repository', catalogue: repositoryErrors },
+  { layer: 'hypervisor', catalogue: hypervisorErrors },
+  { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
 ];

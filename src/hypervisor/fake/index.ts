@@ -1,0 +1,2 @@
+export * from './fake-hypervisor.ts';
+export * from './fake-state.ts';

@@ -1,0 +1,35 @@
+/**
+ * The NBD reader the QEMU (and plain NBD) sources depend on, as a type: the real one is
+ * `openNbdDisk` of src/disk (wired in app); tests pass a stand-in. Keeping it injected lets this
+ * layer be built and tested without the NBD client, and lets tests count connections.
+ */
+import type { DiskSource } from '../disk/index.ts';
+
+export interface NbdTransportInfo {
+  readonly protocol: 'nbd';
+  readonly connections: number;
+  readonly tls: boolean;
+  /** NBD URI without secrets. */
+  readonly uri: string;
+  readonly exportSizeBytes: number;
+  readonly multiConn: boolean;
+}
+
+export interface OpenNbdDiskOptions {
+  readonly uri: string;
+  readonly blockSizeBytes: number;
+  /** full: blocks from base:allocation; delta: blocks from qemu:dirty-bitmap:<dirtyBitmap>. */
+  readonly mode:
+    { readonly kind: 'full' } | { readonly kind: 'delta'; readonly dirtyBitmap: string };
+  readonly connections?: number;
+  /** Client TLS settings, passed through unchanged from the source's configuration. */
+  readonly tls?: unknown;
+  readonly maxInFlightBytes?: number;
+  readonly signal?: AbortSignal;
+}
+
+export interface NbdDisk extends DiskSource {
+  readonly transport: NbdTransportInfo;
+}
+
+export type OpenNbdDisk = (options: OpenNbdDiskOptions) => Promise<NbdDisk>;

@@ -1,0 +1,381 @@
+/**
+ * The Hypervisor seam's contract, run against every implementation (fake, QEMU; XAPI can reuse
+ * it): a subject gives a machine with two disks, guest writes, a way to crash a point between its
+ * transaction and its commit, and views of leftovers and references. The checks model each disk
+ * as a Buffer, take a copy at every point, and compare what the point yields with the model.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { KiB, isVmdeltaError } from '../../src/core/index.ts';
+import type {
+  BackupPoint,
+  BackupPointRequest,
+  DiskReference,
+  Hypervisor,
+  PointDisk,
+} from '../../src/hypervisor/index.ts';
+
+export interface ContractSubject {
+  readonly hypervisor: Hypervisor;
+  readonly machineId: string;
+  readonly diskIds: readonly string[];
+  readonly diskSizeBytes: number;
+  readonly granularityBytes: number;
+  write(diskId: string, offsetBytes: number, lengthBytes: number, pattern: number): Promise<void>;
+  /** Starts a point elsewhere and dies between the transaction and the commit. */
+  crashDuringPoint(request: BackupPointRequest): Promise<void>;
+  /** Temporary objects of the scope still present. */
+  leftovers(scope: string): Promise<string[]>;
+  /** References (bitmaps) of the scope, "disk:name[:disabled]". */
+  references(scope: string): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+export interface ReadResult {
+  readonly kind: 'full' | 'delta';
+  readonly blocks: number[];
+  readonly data: Map<number, Buffer>;
+  readonly reason?: string;
+}
+
+export async function readPointDisk(disk: PointDisk): Promise<ReadResult> {
+  const opened = await disk.openSource();
+  const data = new Map<number, Buffer>();
+  try {
+    for await (const block of opened.source.readBlocks()) data.set(block.index, block.data);
+  } finally {
+    await opened.source.close();
+  }
+  return {
+    kind: opened.source.kind,
+    blocks: opened.source.blocks.toArray(),
+    data,
+    ...(opened.fullReason === undefined ? {} : { reason: opened.fullReason.code }),
+  };
+}
+
+/** Block indexes (at blockSizeBytes) touched by writes rounded out to the granularity. */
+export function expectedBlocks(
+  writes: readonly (readonly [number, number])[],
+  granularityBytes: number,
+  blockSizeBytes: number,
+): number[] {
+  const set = new Set<number>();
+  for (const [offset, length] of writes) {
+    const start = Math.floor(offset / granularityBytes) * granularityBytes;
+    const end = Math.ceil((offset + length) / granularityBytes) * granularityBytes;
+    for (let b = Math.floor(start / blockSizeBytes); b < Math.ceil(end / blockSizeBytes); b += 1)
+      set.add(b);
+  }
+  return [...set].sort((a, b) => a - b);
+}
+
+/** Applies what a point yields onto `base` (zeros for a key) and returns the image. */
+export function applyRead(base: Buffer, read: ReadResult, blockSizeBytes: number): Buffer {
+  const image = read.kind === 'full' ? Buffer.alloc(base.length) : Buffer.from(base);
+  for (const [index, data] of read.data) data.copy(image, index * blockSizeBytes);
+  return image;
+}
+
+class Model {
+  readonly disks = new Map<string, Buffer>();
+  constructor(
+    readonly subject: ContractSubject,
+    sizeBytes: number,
+  ) {
+    for (const id of subject.diskIds) this.disks.set(id, Buffer.alloc(sizeBytes));
+  }
+  async write(diskId: string, offset: number, length: number, pattern: number): Promise<void> {
+    await this.subject.write(diskId, offset, length, pattern);
+    this.disks.get(diskId)?.fill(pattern, offset, offset + length);
+  }
+  snapshot(): Map<string, Buffer> {
+    return new Map([...this.disks].map(([id, data]) => [id, Buffer.from(data)]));
+  }
+}
+
+function refs(point: BackupPoint): DiskReference[] {
+  return point.disks.map((d) => d.reference);
+}
+
+function request(
+  scope: string,
+  blockSizeBytes: number,
+  previous?: readonly DiskReference[],
+): BackupPointRequest {
+  return {
+    scope,
+    blockSizeBytes,
+    ...(previous === undefined
+      ? {}
+      : { disks: previous.map((p) => ({ diskId: p.diskId, previous: p })) }),
+  };
+}
+
+function hasCode(code: string) {
+  return (error: unknown): boolean => isVmdeltaError(error) && error.code === code;
+}
+
+export function defineHypervisorContract(
+  name: string,
+  makeSubject: () => Promise<ContractSubject>,
+): void {
+  const MiB = 1024 * KiB;
+  const scope = 'contract';
+
+  test(`${name}: machines and disks are listed with stable ids; unknown ids are typed errors`, async () => {
+    const subject = await makeSubject();
+    try {
+      const machines = await subject.hypervisor.listMachines();
+      const machine = machines.find((m) => m.id === subject.machineId);
+      assert.ok(machine, 'machine listed');
+      assert.deepEqual(machine.disks.map((d) => d.id).sort(), [...subject.diskIds].sort());
+      for (const disk of machine.disks) assert.equal(disk.sizeBytes, subject.diskSizeBytes);
+      const again = await subject.hypervisor.getMachine(subject.machineId);
+      assert.deepEqual(again.disks, machine.disks, 'same ids and identities on a second look');
+      await assert.rejects(
+        subject.hypervisor.getMachine('no-such-machine'),
+        hasCode('HYPERVISOR_MACHINE_NOT_FOUND'),
+      );
+      await assert.rejects(
+        subject.hypervisor.startBackupPoint(subject.machineId, {
+          scope,
+          blockSizeBytes: 64 * KiB,
+          disks: [{ diskId: 'no-such-disk' }],
+        }),
+        hasCode('HYPERVISOR_DISK_NOT_FOUND'),
+      );
+      await assert.rejects(
+        subject.hypervisor.startBackupPoint(subject.machineId, {
+          scope: 'bad scope!',
+          blockSizeBytes: 64 * KiB,
+        }),
+        hasCode('HYPERVISOR_INVALID_REQUEST'),
+      );
+    } finally {
+      await subject.close();
+    }
+  });
+
+  test(`${name}: key, delta, abort and rerun; writes during a point never leak and all reach the next delta`, async () => {
+    const subject = await makeSubject();
+    const blockSizeBytes = subject.granularityBytes;
+    const [d0, d1] = subject.diskIds as [string, string];
+    const model = new Model(subject, subject.diskSizeBytes);
+    try {
+      await model.write(d0, 0, MiB, 0x11);
+      await model.write(d1, 3 * MiB, 200 * KiB, 0x22);
+
+      // Point 1: a key of both disks, taken at one instant.
+      const p1 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes),
+      );
+      const at1 = model.snapshot();
+      assert.deepEqual(p1.disks.map((d) => d.disk.id).sort(), [d0, d1].sort());
+      await model.write(d0, 512 * KiB, 4 * KiB, 0xa1); // during the point: must not leak
+      await model.write(d1, 3 * MiB, 1, 0xa2);
+      for (const disk of p1.disks) {
+        assert.equal(disk.plannedKind, 'full');
+        assert.equal(disk.plannedFullReason?.code, 'NO_PREVIOUS_REFERENCE');
+        const read = await readPointDisk(disk);
+        assert.equal(read.kind, 'full');
+        assert.equal(read.reason, 'NO_PREVIOUS_REFERENCE');
+        const image = applyRead(Buffer.alloc(subject.diskSizeBytes), read, blockSizeBytes);
+        assert.ok(
+          image.equals(at1.get(disk.disk.id) ?? Buffer.alloc(0)),
+          `key of ${disk.disk.id} is the point-in-time view`,
+        );
+      }
+      await p1.commit();
+      assert.equal(p1.state, 'committed');
+      await assert.rejects(p1.commit(), hasCode('HYPERVISOR_POINT_CLOSED'));
+      assert.deepEqual(await subject.leftovers(scope), []);
+      assert.equal((await subject.references(scope)).length, 2, 'one reference per disk');
+
+      // Point 2: a delta with exactly the writes made during point 1, then aborted.
+      const p2 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, refs(p1)),
+      );
+      const at2 = model.snapshot();
+      await model.write(d0, 5 * MiB, 70 * KiB, 0xb1); // during p2, which is aborted
+      const d0Read = await readPointDisk(p2.disks.find((d) => d.disk.id === d0) as PointDisk);
+      assert.equal(d0Read.kind, 'delta');
+      assert.deepEqual(
+        d0Read.blocks,
+        expectedBlocks([[512 * KiB, 4 * KiB]], subject.granularityBytes, blockSizeBytes),
+      );
+      const d0Image = applyRead(at1.get(d0) ?? Buffer.alloc(0), d0Read, blockSizeBytes);
+      assert.ok(
+        d0Image.equals(at2.get(d0) ?? Buffer.alloc(0)),
+        'delta applied to point 1 gives point 2',
+      );
+      await p2.abort();
+      assert.equal(p2.state, 'aborted');
+      await assert.rejects(p2.commit(), hasCode('HYPERVISOR_POINT_CLOSED'));
+      assert.deepEqual(await subject.leftovers(scope), []);
+
+      // Point 3 from point 1 again: every change since point 1 (during p1, during p2, after).
+      await model.write(d1, 7 * MiB, 64 * KiB, 0xc2);
+      const p3 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, refs(p1)),
+      );
+      const at3 = model.snapshot();
+      const expected = new Map([
+        [
+          d0,
+          expectedBlocks(
+            [
+              [512 * KiB, 4 * KiB],
+              [5 * MiB, 70 * KiB],
+            ],
+            subject.granularityBytes,
+            blockSizeBytes,
+          ),
+        ],
+        [
+          d1,
+          expectedBlocks(
+            [
+              [3 * MiB, 1],
+              [7 * MiB, 64 * KiB],
+            ],
+            subject.granularityBytes,
+            blockSizeBytes,
+          ),
+        ],
+      ]);
+      for (const disk of p3.disks) {
+        assert.equal(disk.plannedKind, 'delta');
+        const read = await readPointDisk(disk);
+        assert.deepEqual(
+          read.blocks,
+          expected.get(disk.disk.id),
+          `changed blocks of ${disk.disk.id}`,
+        );
+        const image = applyRead(at1.get(disk.disk.id) ?? Buffer.alloc(0), read, blockSizeBytes);
+        assert.ok(image.equals(at3.get(disk.disk.id) ?? Buffer.alloc(0)));
+      }
+      await p3.commit();
+      const after = await subject.references(scope);
+      assert.deepEqual(
+        after,
+        [d0, d1].sort().map((id) => `${id}:${p3.disks[0]?.reference.token ?? ''}`),
+        'only the new reference remains, recording',
+      );
+      assert.deepEqual(await subject.leftovers(scope), []);
+    } finally {
+      await subject.close();
+    }
+  });
+
+  test(`${name}: a point killed between transaction and commit loses no change and leaves nothing behind`, async () => {
+    const subject = await makeSubject();
+    const blockSizeBytes = 2 * subject.granularityBytes;
+    const [d0, d1] = subject.diskIds as [string, string];
+    const model = new Model(subject, subject.diskSizeBytes);
+    try {
+      await model.write(d0, 0, 2 * MiB, 0x31);
+      const p1 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes),
+      );
+      const at1 = model.snapshot();
+      await p1.commit();
+      await model.write(d0, MiB, 10 * KiB, 0x41); // before the crashed point
+      await subject.crashDuringPoint(request(scope, blockSizeBytes, refs(p1)));
+      assert.notDeepEqual(await subject.leftovers(scope), [], 'the crash left objects behind');
+      const crashed = await subject.references(scope);
+      assert.equal(
+        crashed.length,
+        4,
+        `frozen base and a newer reference per disk: ${crashed.join(' ')}`,
+      );
+      assert.equal(crashed.filter((r) => r.endsWith(':disabled')).length, 2);
+      await model.write(d1, 6 * MiB, 130 * KiB, 0x42); // after the crash
+      const p2 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, refs(p1)),
+      );
+      const at2 = model.snapshot();
+      const expected = new Map([
+        [d0, expectedBlocks([[MiB, 10 * KiB]], subject.granularityBytes, blockSizeBytes)],
+        [d1, expectedBlocks([[6 * MiB, 130 * KiB]], subject.granularityBytes, blockSizeBytes)],
+      ]);
+      for (const disk of p2.disks) {
+        assert.equal(
+          disk.plannedKind,
+          'delta',
+          `${disk.disk.id} stays incremental after the crash`,
+        );
+        const read = await readPointDisk(disk);
+        assert.deepEqual(read.blocks, expected.get(disk.disk.id));
+        const image = applyRead(at1.get(disk.disk.id) ?? Buffer.alloc(0), read, blockSizeBytes);
+        assert.ok(image.equals(at2.get(disk.disk.id) ?? Buffer.alloc(0)));
+      }
+      await p2.commit();
+      assert.deepEqual(await subject.leftovers(scope), []);
+      assert.deepEqual(
+        await subject.references(scope),
+        [d0, d1].sort().map((id) => `${id}:${p2.disks[0]?.reference.token ?? ''}`),
+      );
+    } finally {
+      await subject.close();
+    }
+  });
+
+  test(`${name}: full reasons — key requested, foreign reference, resized disk`, async () => {
+    const subject = await makeSubject();
+    const blockSizeBytes = subject.granularityBytes;
+    const [d0, d1] = subject.diskIds as [string, string];
+    try {
+      const p1 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes),
+      );
+      await p1.commit();
+      const [r0, r1] = [d0, d1].map((id) => p1.disks.find((d) => d.disk.id === id)?.reference) as [
+        DiskReference,
+        DiskReference,
+      ];
+      const p2 = await subject.hypervisor.startBackupPoint(subject.machineId, {
+        scope,
+        blockSizeBytes,
+        disks: [
+          { diskId: d0, previous: r0, mode: 'key' },
+          { diskId: d1, previous: r0 },
+        ],
+      });
+      const byId = new Map(p2.disks.map((d) => [d.disk.id, d]));
+      assert.equal(byId.get(d0)?.plannedFullReason?.code, 'KEY_REQUESTED');
+      assert.equal(byId.get(d1)?.plannedFullReason?.code, 'REFERENCE_FOREIGN');
+      await p2.abort();
+      const resized = { ...r1, sizeBytes: r1.sizeBytes + MiB };
+      const p3 = await subject.hypervisor.startBackupPoint(subject.machineId, {
+        scope,
+        blockSizeBytes,
+        disks: [{ diskId: d1, previous: resized }],
+      });
+      assert.equal(p3.disks[0]?.plannedFullReason?.code, 'DISK_RESIZED');
+      const read = await readPointDisk(p3.disks[0]);
+      assert.equal(read.kind, 'full');
+      assert.equal(read.reason, 'DISK_RESIZED');
+      await p3.abort();
+      // The reference of p1 is still good after those aborts.
+      const p4 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, [r0, r1]),
+      );
+      assert.deepEqual(
+        p4.disks.map((d) => d.plannedKind),
+        ['delta', 'delta'],
+      );
+      await p4.commit();
+      assert.deepEqual(await subject.leftovers(scope), []);
+    } finally {
+      await subject.close();
+    }
+  });
+}

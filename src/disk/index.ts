@@ -6,3 +6,5 @@
 export * from './block-set.ts';
 export * from './disk.ts';
 export * from './memory-disk.ts';
+export * from './disk-tee.ts';
+export * from './throttled-disk.ts';

@@ -7,3 +7,7 @@ export * from './errors.ts';
 export * from './job-definition.ts';
 export * from './backup-decision.ts';
 export * from './run-log.ts';
+export * from './job-events.ts';
+export * from './remote-state.ts';
+export * from './machine-backup.ts';
+export * from './backup-run.ts';

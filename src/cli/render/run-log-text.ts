@@ -37,7 +37,10 @@ function remoteLine(remote: RemoteWriteLog): string {
       remote.reason === undefined ? '' : ` (${keyReasonText[remote.reason] ?? remote.reason})`;
     what = `key${why}`;
   } else if (remote.method === 'hash-compare') {
-    what = `delta by block hashes (no usable change tracker: ${remote.reason ?? 'unknown'})`;
+    what =
+      remote.reason === 'FULL_READ_FOR_ANOTHER_REMOTE'
+        ? 'delta by block hashes (the whole disk was read once for a remote that needed a key)'
+        : `delta by block hashes (no usable change tracker: ${remote.reason ?? 'unknown'})`;
   } else {
     what = 'delta';
   }

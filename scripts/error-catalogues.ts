@@ -10,6 +10,7 @@ import { storageErrors } from '../src/storage/index.ts';
 import { jobErrors } from '../src/jobs/index.ts';
 import { repositoryErrors } from '../src/repository/index.ts';
 import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
+import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -19,4 +20,5 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'repository', catalogue: repositoryErrors },
   { layer: 'hypervisor', catalogue: hypervisorErrors },
   { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
+  { layer: 'hypervisor/xapi', catalogue: xapiErrors },
 ];

@@ -14,7 +14,8 @@ export async function makeTempDir(prefix = 'vmdelta-test-'): Promise<TempDir> {
   return {
     path,
     remove: async () => {
-      if (process.env['VMDELTA_KEEP_TMP'] !== '1') await rm(path, { recursive: true, force: true });
+      if (process.env['VMDELTA_KEEP_TMP'] !== '1')
+        await rm(path, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     },
   };
 }

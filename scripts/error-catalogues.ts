@@ -6,6 +6,7 @@
 import type { ErrorCatalogue } from '../src/core/index.ts';
 import { coreErrors } from '../src/core/index.ts';
 import { binaryErrors } from '../src/binary/index.ts';
+import { nbdErrors } from '../src/nbd/index.ts';
 import { storageErrors } from '../src/storage/index.ts';
 import { jobErrors } from '../src/jobs/index.ts';
 import { repositoryErrors } from '../src/repository/index.ts';
@@ -15,6 +16,7 @@ import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
+  { layer: 'nbd', catalogue: nbdErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'jobs', catalogue: jobErrors },
   { layer: 'repository', catalogue: repositoryErrors },

@@ -8,3 +8,5 @@ export * from './disk.ts';
 export * from './memory-disk.ts';
 export * from './disk-tee.ts';
 export * from './throttled-disk.ts';
+export * from './nbd-disk.ts';
+export * from './nbd-sink.ts';

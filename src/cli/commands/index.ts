@@ -2,10 +2,11 @@
 import type { Command } from 'commander';
 import type { CliIo } from '../io.ts';
 import { registerDemo } from './demo.ts';
+import { registerNbd } from './nbd.ts';
 
 type Register = (program: Command, io: CliIo) => void;
 
-const commands: readonly Register[] = [registerDemo];
+const commands: readonly Register[] = [registerDemo, registerNbd];
 
 export function registerCommands(program: Command, io: CliIo): void {
   for (const register of commands) register(program, io);

@@ -1,0 +1,170 @@
+/**
+ * NBD read throughput: vmdelta's pool vs `nbdcopy SRC null:` on the same export in the same run.
+ * A fully allocated raw export (default 4 GiB; BENCH_SIZE_GIB to change) served by qemu-nbd on a
+ * unix socket (warm page cache), read with 1 and 4 connections and 2 MiB requests; then the same
+ * over TLS (TCP 127.0.0.1); then `vmdelta nbd checksum`'s path (read + sha256). Peak RSS is sampled
+ * while reading (bounded by the in-flight limit, not the disk size).
+ *
+ *   node --import tsx bench/nbd-read.ts
+ */
+import { open } from 'node:fs/promises';
+import { randomFillSync } from 'node:crypto';
+import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import {
+  makePki,
+  makeTempDir,
+  requireTool,
+  startQemuNbd,
+  type NbdServer,
+} from '../test/harness/index.ts';
+import { openNbdPool, type NbdPool, type NbdTlsOptions } from '../src/nbd/index.ts';
+import { sha256OfNbdExport } from '../src/cli/nbd/checksum.ts';
+
+const execFileAsync = promisify(execFile);
+const MiB = 1024 * 1024;
+const sizeBytes = Number(process.env['BENCH_SIZE_GIB'] ?? '4') * 1024 * MiB;
+const requestBytes = 2 * MiB;
+const maxInFlightBytes = 64 * MiB;
+const runs = Number(process.env['BENCH_RUNS'] ?? '2');
+
+function mibPerSecond(bytes: number, ms: number): number {
+  return bytes / MiB / (ms / 1000);
+}
+
+async function sampleRss<T>(work: () => Promise<T>): Promise<{ value: T; peakRssMiB: number }> {
+  let peak = process.memoryUsage.rss();
+  const timer = setInterval(() => (peak = Math.max(peak, process.memoryUsage.rss())), 20);
+  try {
+    const value = await work();
+    peak = Math.max(peak, process.memoryUsage.rss());
+    return { value, peakRssMiB: peak / MiB };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+/** Reads the whole export in 2 MiB requests through a bounded window, discarding the data. */
+async function readAll(pool: NbdPool): Promise<number> {
+  const queue: Promise<Buffer>[] = [];
+  let next = 0;
+  let total = 0;
+  const window = Math.floor(maxInFlightBytes / requestBytes);
+  for (;;) {
+    while (next < sizeBytes && queue.length < window) {
+      queue.push(pool.read(next, Math.min(requestBytes, sizeBytes - next)));
+      next += requestBytes;
+    }
+    const head = queue.shift();
+    if (head === undefined) return total;
+    total += (await head).length;
+  }
+}
+
+async function ours(uri: string, connections: number, tls?: NbdTlsOptions) {
+  const pool = await openNbdPool({
+    uri,
+    connections,
+    maxInFlightBytes,
+    ...(tls === undefined ? {} : { tls }),
+  });
+  try {
+    const started = performance.now();
+    const { value: bytes, peakRssMiB } = await sampleRss(() => readAll(pool));
+    const ms = performance.now() - started;
+    if (bytes !== sizeBytes) throw new Error(`read ${bytes} bytes, expected ${sizeBytes}`);
+    return { rate: mibPerSecond(bytes, ms), peakRssMiB, connections: pool.connections };
+  } finally {
+    await pool.close();
+  }
+}
+
+async function nbdcopy(uri: string, connections: number): Promise<number> {
+  const started = performance.now();
+  await execFileAsync(requireTool('nbdcopy'), [`--connections=${connections}`, uri, 'null:']);
+  return mibPerSecond(sizeBytes, performance.now() - started);
+}
+
+async function best(times: number, measure: () => Promise<number>): Promise<number> {
+  let top = 0;
+  for (let i = 0; i < times; i += 1) top = Math.max(top, await measure());
+  return top;
+}
+
+async function makeImage(path: string): Promise<void> {
+  const file = await open(path, 'w');
+  const chunk = Buffer.allocUnsafe(64 * MiB);
+  randomFillSync(chunk);
+  for (let at = 0; at < sizeBytes; at += chunk.length) {
+    chunk.writeUInt32BE(at / chunk.length, 0);
+    await file.write(chunk, 0, Math.min(chunk.length, sizeBytes - at), at);
+  }
+  await file.close();
+  await execFileAsync('sh', ['-c', `cat '${path}' > /dev/null`]);
+}
+
+const tmp = await makeTempDir('vmd-bench-');
+const servers: NbdServer[] = [];
+try {
+  const image = join(tmp.path, 'bench.raw');
+  console.log(`creating a ${sizeBytes / MiB / 1024} GiB fully allocated raw image...`);
+  await makeImage(image);
+  const pki = await makePki(join(tmp.path, 'pki'));
+  const plain = await startQemuNbd({
+    dir: tmp.path,
+    image,
+    format: 'raw',
+    readOnly: true,
+    shared: 8,
+  });
+  servers.push(plain);
+  const tls = await startQemuNbd({
+    dir: tmp.path,
+    image,
+    format: 'raw',
+    readOnly: true,
+    shared: 8,
+    listen: { transport: 'tcp', tls: pki },
+  });
+  servers.push(tls);
+  const tlsUri = `${tls.uri}?tls-certificates=${pki.clientDir}`;
+
+  const rows: string[] = [];
+  const row = (label: string, mine: number, reference: number, rss?: number) =>
+    rows.push(
+      `${label.padEnd(34)} vmdelta ${mine.toFixed(0).padStart(5)} MiB/s   nbdcopy ${reference.toFixed(0).padStart(5)} MiB/s   ratio ${(mine / reference).toFixed(2)}${rss === undefined ? '' : `   peak RSS ${rss.toFixed(0)} MiB`}`,
+    );
+  for (const [label, uri, tlsOptions] of [
+    ['unix socket', plain.uri, undefined],
+    ['TLS (TCP 127.0.0.1)', tlsUri, undefined],
+  ] as const) {
+    for (const connections of [1, 4]) {
+      const reference = await best(runs, () => nbdcopy(uri, connections));
+      let mine = 0;
+      let rss = 0;
+      for (let i = 0; i < runs; i += 1) {
+        const result = await ours(uri, connections, tlsOptions);
+        mine = Math.max(mine, result.rate);
+        rss = Math.max(rss, result.peakRssMiB);
+      }
+      row(`${label}, ${connections} conn, 2 MiB`, mine, reference, rss);
+      console.log(rows.at(-1));
+    }
+  }
+  // The checksum path (read + sha256 in order, main thread) vs nbdcopy to null.
+  const pool = await openNbdPool({ uri: plain.uri, connections: 1, maxInFlightBytes });
+  const started = performance.now();
+  const { peakRssMiB } = await sampleRss(() => sha256OfNbdExport(pool));
+  const checksumRate = mibPerSecond(sizeBytes, performance.now() - started);
+  await pool.close();
+  const reference = await best(1, () => nbdcopy(plain.uri, 1));
+  row('checksum (read + sha256), 1 conn', checksumRate, reference, peakRssMiB);
+  console.log(rows.at(-1));
+  console.log(
+    `\nexport ${sizeBytes / MiB} MiB, in-flight limit ${maxInFlightBytes / MiB} MiB, best of ${runs} runs\n${rows.join('\n')}`,
+  );
+} finally {
+  for (const server of servers) await server.stop();
+  await tmp.remove();
+}

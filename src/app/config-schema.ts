@@ -19,7 +19,11 @@ export const remoteSchema = z.strictObject({
   name: z.string().max(200).optional(),
   store: storeConfigSchema,
   /** Repository block size used when the remote is initialised (default 2 MiB). */
-  blockSizeBytes: z.int().min(4096).max(64 * 1024 * 1024).optional(),
+  blockSizeBytes: z
+    .int()
+    .min(4096)
+    .max(64 * 1024 * 1024)
+    .optional(),
 });
 
 const qemuImageSchema = z.strictObject({
@@ -68,9 +72,17 @@ export function parseConfigFile(value: unknown, origin = 'configuration'): Confi
   const sourceIds = new Set(config.sources.map((s) => s.id));
   for (const job of config.jobs) {
     for (const remote of job.remotes) {
-      if (!remoteIds.has(remote)) throw new AppError('APP_CONFIG_INVALID', `${origin}: job ${job.id} names unknown remote ${remote}`);
+      if (!remoteIds.has(remote))
+        throw new AppError(
+          'APP_CONFIG_INVALID',
+          `${origin}: job ${job.id} names unknown remote ${remote}`,
+        );
     }
-    if (!sourceIds.has(job.source)) throw new AppError('APP_CONFIG_INVALID', `${origin}: job ${job.id} names unknown source ${job.source}`);
+    if (!sourceIds.has(job.source))
+      throw new AppError(
+        'APP_CONFIG_INVALID',
+        `${origin}: job ${job.id} names unknown source ${job.source}`,
+      );
   }
   return config;
 }
@@ -79,5 +91,8 @@ export function parseConfigFile(value: unknown, origin = 'configuration'): Confi
 export function redactRemote(remote: RemoteConfig): RemoteConfig {
   if (remote.store.type !== 's3') return remote;
   const { secretAccessKey, ...store } = remote.store;
-  return { ...remote, store: secretAccessKey === undefined ? store : { ...store, secretAccessKey: '********' } };
+  return {
+    ...remote,
+    store: secretAccessKey === undefined ? store : { ...store, secretAccessKey: '********' },
+  };
 }

@@ -12,11 +12,13 @@ import { jobErrors } from '../src/jobs/index.ts';
 import { repositoryErrors } from '../src/repository/index.ts';
 import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
+import { vhdErrors } from '../src/vhd/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
   { layer: 'binary', catalogue: binaryErrors },
   { layer: 'nbd', catalogue: nbdErrors },
+  { layer: 'vhd', catalogue: vhdErrors },
   { layer: 'storage', catalogue: storageErrors },
   { layer: 'jobs', catalogue: jobErrors },
   { layer: 'repository', catalogue: repositoryErrors },

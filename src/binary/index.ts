@@ -5,3 +5,4 @@
 export * from './errors.ts';
 export * from './byte-reader.ts';
 export * from './byte-writer.ts';
+export * from './field-table.ts';

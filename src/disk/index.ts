@@ -10,3 +10,4 @@ export * from './disk-tee.ts';
 export * from './throttled-disk.ts';
 export * from './nbd-disk.ts';
 export * from './nbd-sink.ts';
+export * from './vhd-disk.ts';

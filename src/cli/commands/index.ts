@@ -3,10 +3,11 @@ import type { Command } from 'commander';
 import type { CliIo } from '../io.ts';
 import { registerDemo } from './demo.ts';
 import { registerNbd } from './nbd.ts';
+import { registerVhd } from './vhd.ts';
 
 type Register = (program: Command, io: CliIo) => void;
 
-const commands: readonly Register[] = [registerDemo, registerNbd];
+const commands: readonly Register[] = [registerDemo, registerNbd, registerVhd];
 
 export function registerCommands(program: Command, io: CliIo): void {
   for (const register of commands) register(program, io);

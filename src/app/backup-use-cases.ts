@@ -1,0 +1,250 @@
+/**
+ * Use cases on stored backups, shared by the CLI and the server: list restore points, restore a
+ * point (to files or into a hypervisor source), copy backups between remotes (initial seed and
+ * mirrors), verify, and apply retention on demand.
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { DiskSource } from '../disk/index.ts';
+import type { DiskRestoreTarget, RestoredDisk } from '../hypervisor/index.ts';
+import { restoreIntoImageFile } from '../hypervisor/index.ts';
+import {
+  applyRetention,
+  collectGarbage,
+  copyPoints,
+  openPointDisk,
+  verifyRepository,
+  type CopyResult,
+  type RetentionPolicy,
+  type RetentionRun,
+  type VerifyResult,
+} from '../repository/index.ts';
+import { writeVhdFile } from '../vhd/index.ts';
+import type { App } from './app.ts';
+import { AppError } from './errors.ts';
+
+export interface BackupSummary {
+  readonly remoteId: string;
+  readonly vmId: string;
+  readonly pointId: string;
+  readonly createdMs: number;
+  readonly label: string;
+  readonly jobId: string | null;
+  readonly scheduleId: string | null;
+  readonly disks: readonly {
+    readonly diskId: string;
+    readonly name: string;
+    readonly sizeBytes: number;
+    readonly writtenAs: 'key' | 'delta';
+    readonly chainId: string;
+    readonly chainLength: number;
+    readonly storedBytes: number;
+    readonly changedBlocks: number;
+  }[];
+}
+
+export async function listBackups(
+  app: App,
+  remoteId: string,
+  vmId?: string,
+): Promise<BackupSummary[]> {
+  const { repository } = await app.remote(remoteId);
+  const points = await repository.listPoints(vmId);
+  return points.map((point) => ({
+    remoteId,
+    vmId: point.vmId,
+    pointId: point.pointId,
+    createdMs: point.createdMs,
+    label: typeof point.vm['label'] === 'string' ? point.vm['label'] : point.vmId,
+    jobId: point.jobId,
+    scheduleId: point.scheduleId,
+    disks: point.disks.map((disk) => ({
+      diskId: disk.diskId,
+      name: disk.name ?? disk.diskId,
+      sizeBytes: disk.sizeBytes,
+      writtenAs: disk.writtenAs,
+      chainId: disk.chainId,
+      chainLength: disk.chainLength,
+      storedBytes: disk.storedBytes,
+      changedBlocks: disk.indexEntryCount,
+    })),
+  }));
+}
+
+/** Opens one disk of a restore point as a full DiskSource (every block's hash is checked). */
+export async function openRestoreSource(
+  app: App,
+  remoteId: string,
+  vmId: string,
+  pointId: string,
+  diskId: string,
+): Promise<DiskSource> {
+  const { repository } = await app.remote(remoteId);
+  return openPointDisk(repository, vmId, pointId, diskId);
+}
+
+async function pointDiskIds(
+  app: App,
+  remoteId: string,
+  vmId: string,
+  pointId: string,
+  diskIds?: readonly string[],
+): Promise<string[]> {
+  const { repository } = await app.remote(remoteId);
+  const point = await repository.readPoint(vmId, pointId);
+  const all = point.disks.map((d) => d.diskId);
+  if (diskIds === undefined || diskIds.length === 0) return all;
+  for (const id of diskIds) {
+    if (!all.includes(id))
+      throw new AppError(
+        'APP_CONFIG_INVALID',
+        `restore point ${vmId}/${pointId} has no disk ${id}`,
+      );
+  }
+  return [...diskIds];
+}
+
+export type FileFormat = 'raw' | 'qcow2' | 'vhd';
+
+export interface RestoredFile {
+  readonly diskId: string;
+  readonly path: string;
+  readonly format: FileFormat;
+  readonly sizeBytes: number;
+}
+
+/** Restores disks of a point into new files `<dir>/<vmId>-<diskId>.<format>` (never overwrites). */
+export async function restoreToFiles(
+  app: App,
+  request: {
+    remoteId: string;
+    vmId: string;
+    pointId: string;
+    diskIds?: readonly string[];
+    dir: string;
+    format: FileFormat;
+    signal?: AbortSignal;
+  },
+): Promise<RestoredFile[]> {
+  await mkdir(request.dir, { recursive: true });
+  const restored: RestoredFile[] = [];
+  for (const diskId of await pointDiskIds(
+    app,
+    request.remoteId,
+    request.vmId,
+    request.pointId,
+    request.diskIds,
+  )) {
+    const source = await openRestoreSource(
+      app,
+      request.remoteId,
+      request.vmId,
+      request.pointId,
+      diskId,
+    );
+    const path = join(request.dir, `${request.vmId}-${diskId}.${request.format}`);
+    try {
+      if (request.format === 'vhd') {
+        await writeVhdFile(
+          source,
+          path,
+          request.signal === undefined ? {} : { signal: request.signal },
+        );
+      } else {
+        await restoreIntoImageFile(
+          source,
+          { kind: 'image-file', path, format: request.format },
+          {
+            qemuImg: 'qemu-img',
+            ...(request.signal === undefined ? {} : { signal: request.signal }),
+          },
+        );
+      }
+    } finally {
+      await source.close();
+    }
+    restored.push({ diskId, path, format: request.format, sizeBytes: source.sizeBytes });
+  }
+  return restored;
+}
+
+/** Restores disks of a point through a hypervisor source (a new image, a stopped machine's disk...). */
+export async function restoreToSource(
+  app: App,
+  request: {
+    remoteId: string;
+    vmId: string;
+    pointId: string;
+    sourceId: string;
+    targets: readonly { diskId: string; target: DiskRestoreTarget }[];
+    signal?: AbortSignal;
+  },
+): Promise<RestoredDisk[]> {
+  const hypervisor = app.source(request.sourceId);
+  const results: RestoredDisk[] = [];
+  for (const { diskId, target } of request.targets) {
+    const source = await openRestoreSource(
+      app,
+      request.remoteId,
+      request.vmId,
+      request.pointId,
+      diskId,
+    );
+    try {
+      results.push(
+        await hypervisor.restoreDisk(
+          source,
+          target,
+          request.signal === undefined ? {} : { signal: request.signal },
+        ),
+      );
+    } finally {
+      await source.close();
+    }
+  }
+  return results;
+}
+
+/** Copies backups from one remote to another (idempotent, resumable): initial seed and mirrors. */
+export async function copyBackups(
+  app: App,
+  request: {
+    from: string;
+    to: string;
+    vmId?: string;
+    mode?: 'all' | 'mirror';
+    signal?: AbortSignal;
+  },
+): Promise<CopyResult> {
+  const from = await app.remote(request.from);
+  const to = await app.remote(request.to);
+  return copyPoints(from.repository, to.repository, {
+    ...(request.vmId === undefined ? {} : { vmId: request.vmId }),
+    ...(request.mode === undefined ? {} : { mode: request.mode }),
+    ...(request.signal === undefined ? {} : { signal: request.signal }),
+  });
+}
+
+export async function verifyBackups(
+  app: App,
+  request: { remoteId: string; vmId?: string; dataSample?: number },
+): Promise<VerifyResult> {
+  const { repository } = await app.remote(request.remoteId);
+  return verifyRepository(repository, {
+    ...(request.vmId === undefined ? {} : { vmId: request.vmId }),
+    ...(request.dataSample === undefined ? {} : { dataSample: request.dataSample }),
+  });
+}
+
+/** Retention on demand (merges the removed points into their successors), then GC. */
+export async function pruneBackups(
+  app: App,
+  request: { remoteId: string; vmId: string; policy: RetentionPolicy; dryRun?: boolean },
+): Promise<RetentionRun> {
+  const { repository } = await app.remote(request.remoteId);
+  const run = await applyRetention(repository, request.vmId, request.policy, {
+    dryRun: request.dryRun === true,
+  });
+  if (request.dryRun !== true) await collectGarbage(repository);
+  return run;
+}

@@ -39,6 +39,22 @@ const qemuMachineSchema = z.strictObject({
   qmpSocket: z.string().min(1).optional(),
   /** A stopped machine: its disk images. */
   images: z.array(qemuImageSchema).optional(),
+  /**
+   * Where the machine's point-in-time exports are served: its existing NBD server (unix socket,
+   * or TCP with TLS credentials), or by default a unix socket vmdelta starts in the scratch folder.
+   */
+  nbdServer: z
+    .discriminatedUnion('transport', [
+      z.strictObject({ transport: z.literal('unix'), socketPath: z.string().min(1) }),
+      z.strictObject({
+        transport: z.literal('tcp'),
+        host: z.string().min(1),
+        port: z.int().min(1).max(65535),
+        tlsCredsDir: z.string().optional(),
+        verifyPeer: z.boolean().optional(),
+      }),
+    ])
+    .optional(),
 });
 
 export const sourceSchema = z.discriminatedUnion('type', [

@@ -8,7 +8,12 @@ import { join } from 'node:path';
 import type { Clock, Logger } from '../core/index.ts';
 import { openNbdDisk } from '../disk/index.ts';
 import type { NbdTlsOptions } from '../nbd/index.ts';
-import { QemuHypervisor, type Hypervisor, type OpenNbdDisk } from '../hypervisor/index.ts';
+import {
+  QemuHypervisor,
+  type Hypervisor,
+  type OpenNbdDisk,
+  type QemuNbdServerConfig,
+} from '../hypervisor/index.ts';
 import { Repository, RepositoryError } from '../repository/index.ts';
 import { openStore } from '../storage/index.ts';
 import type { RemoteTarget } from '../jobs/index.ts';
@@ -55,6 +60,19 @@ export async function openRemote(
   return { id: remote.id, repository };
 }
 
+function toNbdServer(
+  server: NonNullable<SourceConfig['machines'][number]['nbdServer']>,
+): QemuNbdServerConfig {
+  if (server.transport === 'unix') return server;
+  return {
+    transport: 'tcp',
+    host: server.host,
+    port: server.port,
+    ...(server.tlsCredsDir === undefined ? {} : { tlsCredsDir: server.tlsCredsDir }),
+    ...(server.verifyPeer === undefined ? {} : { verifyPeer: server.verifyPeer }),
+  };
+}
+
 export function openSource(
   source: SourceConfig,
   options: { dataDir: string; logger?: Logger; clock?: Clock; openDisk?: OpenNbdDisk },
@@ -67,6 +85,7 @@ export function openSource(
       ...(machine.label === undefined ? {} : { label: machine.label }),
       ...(machine.qmpSocket === undefined ? {} : { qmp: { socketPath: machine.qmpSocket } }),
       ...(machine.images === undefined ? {} : { images: machine.images }),
+      ...(machine.nbdServer === undefined ? {} : { nbdServer: toNbdServer(machine.nbdServer) }),
     })),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),

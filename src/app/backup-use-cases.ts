@@ -35,6 +35,8 @@ export interface BackupSummary {
     readonly diskId: string;
     readonly name: string;
     readonly sizeBytes: number;
+    /** What the point is now: the oldest point of its chain is the key (merges move it forward). */
+    readonly kind: 'key' | 'delta';
     readonly writtenAs: 'key' | 'delta';
     readonly chainId: string;
     readonly chainLength: number;
@@ -50,6 +52,7 @@ export async function listBackups(
 ): Promise<BackupSummary[]> {
   const { repository } = await app.remote(remoteId);
   const points = await repository.listPoints(vmId);
+  const seenChains = new Set<string>();
   return points.map((point) => ({
     remoteId,
     vmId: point.vmId,
@@ -62,6 +65,7 @@ export async function listBackups(
       diskId: disk.diskId,
       name: disk.name ?? disk.diskId,
       sizeBytes: disk.sizeBytes,
+      kind: seenChains.has(disk.chainId) ? 'delta' : (seenChains.add(disk.chainId), 'key'),
       writtenAs: disk.writtenAs,
       chainId: disk.chainId,
       chainLength: disk.chainLength,

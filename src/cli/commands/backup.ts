@@ -36,7 +36,7 @@ export function registerBackup(program: Command, io: CliIo): void {
         const disks = p.disks
           .map(
             (d) =>
-              `${d.diskId}:${d.writtenAs} (chain ${d.chainId.slice(0, 8)} #${d.chainLength}, ${d.changedBlocks} blocks, ${formatBytes(d.storedBytes)})`,
+              `${d.diskId}:${d.kind} (chain ${d.chainId.slice(0, 8)} #${d.chainLength}, ${d.changedBlocks} blocks, ${formatBytes(d.storedBytes)})`,
           )
           .join('  ');
         io.stdout.write(`${p.vmId}\t${p.pointId}\t${formatTimestamp(p.createdMs)}\t${disks}\n`);

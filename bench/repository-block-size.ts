@@ -72,7 +72,9 @@ function deltaFootprint(blockSizeBytes: number): { bytes: number; objects: numbe
 async function main(): Promise<void> {
   const data = await corpus(256 * MiB);
   console.log(`corpus: ${(data.length / MiB).toFixed(0)} MiB of /usr/lib files`);
-  console.log('block    delta-stored  objects  sha256 MiB/s  sha256+zstd1 MiB/s  zstd1 ratio  objects/s (local put)');
+  console.log(
+    'block    delta-stored  objects  sha256 MiB/s  sha256+zstd1 MiB/s  zstd1 ratio  objects/s (local put)',
+  );
   const dir = await mkdtemp(join(tmpdir(), 'vmdelta-bench-'));
   try {
     for (const blockSizeBytes of sizes) {
@@ -81,7 +83,9 @@ async function main(): Promise<void> {
       compressor.setParameters({ compressionLevel: 1 });
       let start = performance.now();
       for (let offset = 0; offset + blockSizeBytes <= data.length; offset += blockSizeBytes) {
-        createHash('sha256').update(data.subarray(offset, offset + blockSizeBytes)).digest();
+        createHash('sha256')
+          .update(data.subarray(offset, offset + blockSizeBytes))
+          .digest();
       }
       const hashMs = performance.now() - start;
       let compressedBytes = 0;
@@ -107,7 +111,7 @@ async function main(): Promise<void> {
       const putMs = performance.now() - start;
       const mib = data.length / MiB;
       console.log(
-        `${String(blockSizeBytes / KiB).padStart(5)} KiB ${String((footprint.bytes / MiB).toFixed(0)).padStart(8)} MiB ${String(footprint.objects).padStart(8)} ${(mib / (hashMs / 1000)).toFixed(0).padStart(12)} ${(mib / (bothMs / 1000)).toFixed(0).padStart(19)} ${(data.length / compressedBytes).toFixed(2).padStart(12)} ${(count / (putMs / 1000)).toFixed(0).padStart(12)}`,
+        `${String(blockSizeBytes / KiB).padStart(5)} KiB ${(footprint.bytes / MiB).toFixed(0).padStart(8)} MiB ${String(footprint.objects).padStart(8)} ${(mib / (hashMs / 1000)).toFixed(0).padStart(12)} ${(mib / (bothMs / 1000)).toFixed(0).padStart(19)} ${(data.length / compressedBytes).toFixed(2).padStart(12)} ${(count / (putMs / 1000)).toFixed(0).padStart(12)}`,
       );
     }
   } finally {

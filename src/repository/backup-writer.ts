@@ -180,24 +180,32 @@ async function writeDisk(
     }
   };
 
-  for await (const block of source.readBlocks(
-    request.signal === undefined ? {} : { signal: request.signal },
-  )) {
-    if (failure !== undefined) break;
-    sourceBlockCount += 1;
-    emitZeroedBefore(block.index);
-    const baseHash = baseFold?.hashOf(block.index);
-    if (isZeroBlock(block.data)) {
-      if (baseHash !== undefined) builder.add(block.index, ZERO_HASH);
-      continue;
+  // Blocks are prepared (hashed, and encoded when a worker pool does it) ahead, in a bounded
+  // window, and processed strictly in order: index entries must be ascending.
+  interface Prepared {
+    readonly index: number;
+    readonly hash: Buffer | undefined; // undefined: zero block
+    readonly object: Buffer | undefined;
+    readonly data: Buffer | undefined;
+  }
+  const pool = repository.blockPool;
+  const windowSize = pool === undefined ? 1 : pool.size * 2 + 2;
+  const window: Promise<Prepared>[] = [];
+
+  const processPrepared = async (prepared: Prepared): Promise<void> => {
+    const { index, hash } = prepared;
+    emitZeroedBefore(index);
+    const baseHash = baseFold?.hashOf(index);
+    if (hash === undefined) {
+      if (baseHash !== undefined) builder.add(index, ZERO_HASH);
+      return;
     }
-    const hash = hashBlock(block.data);
-    if (baseHash?.equals(hash) === true) continue;
-    builder.add(block.index, hash);
+    if (baseHash?.equals(hash) === true) return;
+    builder.add(index, hash);
     const hashKey = hash.toString('latin1');
-    if (known.has(hashKey)) continue;
+    if (known.has(hashKey)) return;
     known.add(hashKey);
-    const object = encoder.encode(block.data, hash);
+    const object = prepared.object ?? encoder.encode(prepared.data ?? Buffer.alloc(0), hash);
     const release = await slots.acquire();
     const put = store
       .put(blockKey(vmId, chainId, hash), object)
@@ -213,6 +221,41 @@ async function writeDisk(
         inFlight.delete(put);
       });
     inFlight.add(put);
+  };
+
+  try {
+    for await (const block of source.readBlocks(
+      request.signal === undefined ? {} : { signal: request.signal },
+    )) {
+      if (failure !== undefined) break;
+      sourceBlockCount += 1;
+      const { index, data } = block;
+      let prepared: Promise<Prepared>;
+      if (isZeroBlock(data)) {
+        prepared = Promise.resolve({ index, hash: undefined, object: undefined, data: undefined });
+      } else if (pool === undefined) {
+        prepared = Promise.resolve({ index, hash: hashBlock(data), object: undefined, data });
+      } else {
+        prepared = pool.encode(data).then(({ hash, object }) => ({
+          index,
+          hash,
+          object,
+          data: undefined,
+        }));
+        prepared.catch(() => undefined); // awaited in order below
+      }
+      window.push(prepared);
+      while (window.length >= windowSize) {
+        const head = window.shift();
+        if (head !== undefined) await processPrepared(await head);
+      }
+    }
+    for (let head = window.shift(); head !== undefined; head = window.shift()) {
+      await processPrepared(await head);
+    }
+  } finally {
+    await Promise.allSettled(window);
+    await Promise.all(inFlight);
   }
   emitZeroedBefore(Number.MAX_SAFE_INTEGER);
   await Promise.all(inFlight);

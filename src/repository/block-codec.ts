@@ -4,7 +4,6 @@
  */
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { Compressor } from 'zstd-napi';
 import { ByteReader, ByteWriter, BinaryError } from '../binary/index.ts';
 import {
   BLOCK_HEADER_BYTES,
@@ -22,44 +21,70 @@ export function hashBlock(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-/** A reusable block encoder (one zstd context; not shared across threads). */
+/** Writes the 48-byte header into the first bytes of `object` (payload already after it). */
+export function writeBlockHeader(
+  object: Buffer,
+  codec: number,
+  plainLengthBytes: number,
+  payloadLengthBytes: number,
+  hash: Buffer,
+): void {
+  const header = new ByteWriter(BLOCK_HEADER_BYTES)
+    .u32(BLOCK_MAGIC, 'magic')
+    .u8(BLOCK_VERSION, 'version')
+    .u8(codec, 'codec')
+    .u16(0, 'reserved')
+    .u32(plainLengthBytes, 'plainLengthBytes')
+    .u32(payloadLengthBytes, 'payloadLengthBytes')
+    .bytes(hash, 'hash');
+  header.buffer.copy(object, 0);
+}
+
+type ZstdBinding = typeof import('zstd-napi/binding.js');
+// The low-level binding compresses and decompresses into buffers we size: no extra copies, and a
+// forged frame header cannot make us allocate more than one block.
+const zstdRequire = createRequire(import.meta.url);
+export const zstdBindingPath = zstdRequire.resolve('zstd-napi/binding.js');
+const zstdBinding = zstdRequire(zstdBindingPath) as ZstdBinding;
+
+/** Whether a compressed payload is worth keeping (§4.4). */
+export function keepsCompressed(payloadLengthBytes: number, plainLengthBytes: number): boolean {
+  return payloadLengthBytes <= plainLengthBytes * (1 - MIN_COMPRESSION_SAVING);
+}
+
+/** A reusable block encoder on the calling thread (one zstd context). */
 export class BlockEncoder {
-  readonly #compressor: Compressor | undefined;
+  readonly #cctx: InstanceType<ZstdBinding['CCtx']> | undefined;
+  readonly #level: number;
 
   constructor(compression: CompressionConfig) {
-    if (compression.codec === 'zstd') {
-      this.#compressor = new Compressor();
-      this.#compressor.setParameters({ compressionLevel: compression.level });
-    }
+    this.#level = compression.codec === 'zstd' ? compression.level : 0;
+    if (compression.codec === 'zstd') this.#cctx = new zstdBinding.CCtx();
   }
 
   /** Encodes `data` (whose sha256 is `hash`) as a block object. */
   encode(data: Buffer, hash: Buffer): Buffer {
-    let codec = CODEC_NONE;
-    let payload = data;
-    if (this.#compressor !== undefined) {
-      const compressed = this.#compressor.compress(data);
-      if (compressed.length <= data.length * (1 - MIN_COMPRESSION_SAVING)) {
-        codec = CODEC_ZSTD;
-        payload = compressed;
+    if (this.#cctx !== undefined) {
+      const object = Buffer.allocUnsafe(
+        BLOCK_HEADER_BYTES + zstdBinding.compressBound(data.length),
+      );
+      const payloadLengthBytes = this.#cctx.compress(
+        object.subarray(BLOCK_HEADER_BYTES),
+        data,
+        this.#level,
+      );
+      if (keepsCompressed(payloadLengthBytes, data.length)) {
+        writeBlockHeader(object, CODEC_ZSTD, data.length, payloadLengthBytes, hash);
+        return object.subarray(0, BLOCK_HEADER_BYTES + payloadLengthBytes);
       }
     }
-    const header = new ByteWriter(BLOCK_HEADER_BYTES)
-      .u32(BLOCK_MAGIC, 'magic')
-      .u8(BLOCK_VERSION, 'version')
-      .u8(codec, 'codec')
-      .u16(0, 'reserved')
-      .u32(data.length, 'plainLengthBytes')
-      .u32(payload.length, 'payloadLengthBytes')
-      .bytes(hash, 'hash');
-    return Buffer.concat([header.buffer, payload]);
+    const object = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + data.length);
+    data.copy(object, BLOCK_HEADER_BYTES);
+    writeBlockHeader(object, CODEC_NONE, data.length, data.length, hash);
+    return object;
   }
 }
 
-type ZstdBinding = typeof import('zstd-napi/binding.js');
-// The low-level binding decompresses into a buffer we size: a forged frame header cannot make us
-// allocate more than one block.
-const zstdBinding = createRequire(import.meta.url)('zstd-napi/binding.js') as ZstdBinding;
 const decompressor = new zstdBinding.DCtx();
 
 function corrupt(key: string, message: string, cause?: unknown): RepositoryError {
@@ -95,16 +120,13 @@ export function decodeBlockHeader(key: string, object: Buffer): DecodedBlockHead
   }
 }
 
-/**
- * Decodes and checks a block object: magic, version, codec, lengths, and the plaintext's sha256
- * against `expectedHash` (the name it was fetched by) and the expected plain length.
- */
-export function decodeBlockObject(
+/** Checks a block object's framing (everything but the content) and returns codec and payload. */
+export function openBlockObject(
   key: string,
   object: Buffer,
   expectedHash: Buffer,
   expectedLengthBytes: number,
-): Buffer {
+): { codec: number; payload: Buffer } {
   const header = decodeBlockHeader(key, object);
   if (object.length !== BLOCK_HEADER_BYTES + header.payloadLengthBytes) {
     throw corrupt(
@@ -119,21 +141,47 @@ export function decodeBlockObject(
     );
   }
   if (!header.hash.equals(expectedHash)) throw corrupt(key, 'header hash differs from its name');
-  const payload = object.subarray(BLOCK_HEADER_BYTES);
-  let plain: Buffer;
-  if (header.codec === CODEC_NONE) {
-    plain = payload;
-    if (plain.length !== expectedLengthBytes) throw corrupt(key, 'payload length mismatch');
-  } else {
-    plain = Buffer.allocUnsafe(expectedLengthBytes);
-    let written: number;
-    try {
-      written = decompressor.decompress(plain, payload);
-    } catch (cause) {
-      throw corrupt(key, 'zstd payload does not decompress', cause);
-    }
-    if (written !== expectedLengthBytes) throw corrupt(key, 'decompressed length mismatch');
+  if (header.codec === CODEC_NONE && header.payloadLengthBytes !== expectedLengthBytes) {
+    throw corrupt(key, 'payload length mismatch');
   }
+  return { codec: header.codec, payload: object.subarray(BLOCK_HEADER_BYTES) };
+}
+
+/** Decompresses a payload into exactly `expectedLengthBytes` (REPO_BLOCK_CORRUPT otherwise). */
+export function decodeBlockPayload(
+  key: string,
+  codec: number,
+  payload: Buffer,
+  expectedLengthBytes: number,
+): Buffer {
+  if (codec === CODEC_NONE) return payload;
+  const plain = Buffer.allocUnsafe(expectedLengthBytes);
+  let written: number;
+  try {
+    written = decompressor.decompress(plain, payload);
+  } catch (cause) {
+    throw corrupt(key, 'zstd payload does not decompress', cause);
+  }
+  if (written !== expectedLengthBytes) throw corrupt(key, 'decompressed length mismatch');
+  return plain;
+}
+
+export function checkBlockHash(key: string, plain: Buffer, expectedHash: Buffer): void {
   if (!hashBlock(plain).equals(expectedHash)) throw corrupt(key, 'content does not match its hash');
+}
+
+/**
+ * Decodes and checks a block object: magic, version, codec, lengths, and the plaintext's sha256
+ * against `expectedHash` (the name it was fetched by) and the expected plain length.
+ */
+export function decodeBlockObject(
+  key: string,
+  object: Buffer,
+  expectedHash: Buffer,
+  expectedLengthBytes: number,
+): Buffer {
+  const { codec, payload } = openBlockObject(key, object, expectedHash, expectedLengthBytes);
+  const plain = decodeBlockPayload(key, codec, payload, expectedLengthBytes);
+  checkBlockHash(key, plain, expectedHash);
   return plain;
 }

@@ -15,6 +15,7 @@ import { foldIndexes } from './index-fold.ts';
 import { blockKey, chainPrefix, deltaIndexKey, keyIndexKey, pointKey } from './keys.ts';
 import type { PointManifest } from './manifest.ts';
 import type { Repository } from './repository.ts';
+import { forEachLimited } from './limited.ts';
 
 export interface RemovalResult {
   readonly pointId: string;
@@ -46,6 +47,7 @@ export async function removePoint(
   pointId: string,
 ): Promise<RemovalResult> {
   const { store } = repository;
+  const concurrency = Math.min(16, store.properties.maxConcurrency);
   const target = await repository.readPoint(vmId, pointId);
   const points = await repository.listPoints(vmId);
   let foldedIndexes = 0;
@@ -102,11 +104,12 @@ export async function removePoint(
   let deletedBlocks = 0;
   for (const [chainId, { refs: beforeRefs, others }] of before) {
     if (others.length === 0) {
-      for await (const info of store.list(chainPrefix(vmId, chainId))) {
-        await store.delete(info.key);
-        if (info.key.includes('/indexes/')) deletedIndexes += 1;
-        else deletedBlocks += 1;
-      }
+      const keys: string[] = [];
+      for await (const info of store.list(chainPrefix(vmId, chainId))) keys.push(info.key);
+      await forEachLimited(keys, concurrency, (key) => store.delete(key));
+      const indexCount = keys.filter((key) => key.includes('/indexes/')).length;
+      deletedIndexes += indexCount;
+      deletedBlocks += keys.length - indexCount;
       continue;
     }
     const chain = await repository.loadChain(vmId, chainId);
@@ -119,15 +122,13 @@ export async function removePoint(
     const removedIndexes: ChainIndex[] = [];
     for (const ref of removed) removedIndexes.push(await repository.readIndex(ref));
     for (const index of removedIndexes) addIndexHashes(candidates, index);
-    for (const hash of candidates) {
-      if (live.has(hash)) continue;
+    const superseded = [...candidates].filter((hash) => !live.has(hash));
+    await forEachLimited(superseded, concurrency, async (hash) => {
       await store.delete(blockKey(vmId, chainId, Buffer.from(hash, 'latin1')));
-      deletedBlocks += 1;
-    }
-    for (const ref of removed) {
-      await store.delete(ref.key);
-      deletedIndexes += 1;
-    }
+    });
+    deletedBlocks += superseded.length;
+    await forEachLimited(removed, concurrency, (ref) => store.delete(ref.key));
+    deletedIndexes += removed.length;
   }
   return { pointId, foldedIndexes, deletedIndexes, deletedBlocks };
 }

@@ -25,15 +25,24 @@ import {
 import { ChainState, type IndexRef } from './chain-state.ts';
 import { RepositoryError } from './errors.ts';
 import { decodeBlockObject } from './block-codec.ts';
+import { BlockWorkerPool } from './block-pool.ts';
 import { FoldedDisk } from './folded-disk.ts';
 import { decodeIndex, type ChainIndex } from './index-codec.ts';
 import { blockKey, checkId, parsePointKey, pointKey, pointsPrefix } from './keys.ts';
 import { parsePointManifest, type DiskEntry, type PointManifest } from './manifest.ts';
 
-export interface InitOptions {
+export interface OpenOptions {
+  readonly clock?: Clock;
+  /**
+   * Worker threads for hashing and (de)compression (default 0: on the calling thread). Backups
+   * and restores of real disks want 2–4 (docs/design.md §4.10); call close() to stop them.
+   */
+  readonly blockWorkers?: number;
+}
+
+export interface InitOptions extends OpenOptions {
   readonly blockSizeBytes?: number;
   readonly compression?: CompressionConfig;
-  readonly clock?: Clock;
 }
 
 export interface InvalidManifest {
@@ -54,11 +63,29 @@ export class Repository {
   readonly store: ObjectStore;
   readonly config: RepositoryConfig;
   readonly clock: Clock;
+  readonly #blockWorkers: number;
+  #pool: BlockWorkerPool | undefined;
 
-  private constructor(store: ObjectStore, config: RepositoryConfig, clock: Clock) {
+  private constructor(store: ObjectStore, config: RepositoryConfig, options: OpenOptions) {
     this.store = store;
     this.config = config;
-    this.clock = clock;
+    this.clock = options.clock ?? systemClock;
+    this.#blockWorkers = options.blockWorkers ?? 0;
+  }
+
+  /** The worker pool for block CPU work, or undefined when configured to work inline. */
+  get blockPool(): BlockWorkerPool | undefined {
+    if (this.#blockWorkers > 0 && this.#pool === undefined) {
+      this.#pool = new BlockWorkerPool(this.#blockWorkers, this.config.compression);
+    }
+    return this.#pool;
+  }
+
+  /** Stops the worker threads (the store is the caller's to close). */
+  async close(): Promise<void> {
+    const pool = this.#pool;
+    this.#pool = undefined;
+    await pool?.close();
   }
 
   /** Creates the repository (config object, put-if-absent), or opens it if it has the same parameters. */
@@ -76,11 +103,11 @@ export class Repository {
     });
     try {
       await store.put(CONFIG_KEY, formatRepositoryConfig(config), { ifAbsent: true });
-      return new Repository(store, config, clock);
+      return new Repository(store, config, options);
     } catch (error) {
       if (!(error instanceof StorageError && error.code === 'STORAGE_ALREADY_EXISTS')) throw error;
     }
-    const existing = await Repository.open(store, { clock });
+    const existing = await Repository.open(store, options);
     const same =
       existing.config.blockSizeBytes === config.blockSizeBytes &&
       JSON.stringify(existing.config.compression) === JSON.stringify(config.compression);
@@ -94,7 +121,7 @@ export class Repository {
     return existing;
   }
 
-  static async open(store: ObjectStore, options: { clock?: Clock } = {}): Promise<Repository> {
+  static async open(store: ObjectStore, options: OpenOptions = {}): Promise<Repository> {
     let body: Buffer;
     try {
       body = await store.get(CONFIG_KEY);
@@ -108,11 +135,7 @@ export class Repository {
       }
       throw error;
     }
-    return new Repository(
-      store,
-      parseRepositoryConfig(CONFIG_KEY, body),
-      options.clock ?? systemClock,
-    );
+    return new Repository(store, parseRepositoryConfig(CONFIG_KEY, body), options);
   }
 
   /** Reads an object referenced by committed state: absence is REPO_OBJECT_MISSING. */
@@ -231,7 +254,11 @@ export class Repository {
     lengthBytes: number,
   ): Promise<Buffer> {
     const key = blockKey(vmId, chainId, hash);
-    return decodeBlockObject(key, await this.getReferenced(key), hash, lengthBytes);
+    const object = await this.getReferenced(key);
+    const pool = this.blockPool;
+    return pool === undefined
+      ? decodeBlockObject(key, object, hash, lengthBytes)
+      : pool.decode(key, object, hash, lengthBytes);
   }
 
   /** The smallest possible size of a block object (used by structural checks). */

@@ -8,6 +8,9 @@ import { describeError, VmdeltaError } from '../core/index.ts';
 import { BLOCK_HEADER_BYTES } from './constants.ts';
 import { RepositoryError } from './errors.ts';
 import { blockKey } from './keys.ts';
+import type { ChainState } from './chain-state.ts';
+import { forEachLimited } from './limited.ts';
+import type { DiskEntry } from './manifest.ts';
 import type { Repository } from './repository.ts';
 
 export interface VerifyOptions {
@@ -55,30 +58,40 @@ export async function verifyRepository(
       points: [bad.key],
     });
   }
-  // chain scope -> block hash hex -> { lengthBytes, points }
-  const checkedIndexKeys = new Set<string>();
-  const blocks = new Map<
+  // One chain at a time: memory is one chain's referenced blocks.
+  const chains = new Map<
     string,
-    { vmId: string; chainId: string; lengthBytes: number; points: Set<string> }
+    { vmId: string; chainId: string; disks: { label: string; disk: DiskEntry }[] }
   >();
   for (const point of points) {
-    const label = `${point.vmId}/${point.pointId}`;
     for (const disk of point.disks) {
+      const scope = `${point.vmId}/${disk.chainId}`;
+      const chain = chains.get(scope) ?? { vmId: point.vmId, chainId: disk.chainId, disks: [] };
+      chain.disks.push({ label: `${point.vmId}/${point.pointId}`, disk });
+      chains.set(scope, chain);
+    }
+  }
+  const concurrency = Math.min(8, repository.store.properties.maxConcurrency);
+  let checkedIndexes = 0;
+  let checkedBlocks = 0;
+  let readBlocks = 0;
+  for (const { vmId, chainId, disks } of chains.values()) {
+    const indexKeys = new Set<string>();
+    const blocks = new Map<string, { hash: Buffer; lengthBytes: number; points: Set<string> }>();
+    let state: ChainState | undefined;
+    for (const { label, disk } of disks) {
       try {
-        const folded = await repository.foldDisk(point.vmId, disk);
-        for (const index of folded.indexes)
-          checkedIndexKeys.add(
-            `${point.vmId}/${index.chainId}/${index.seq}/${index.baseSeq ?? 'key'}`,
-          );
+        state ??= await repository.loadChain(vmId, chainId);
+        for (const ref of state.walk(disk.seq)) indexKeys.add(ref.key);
+        const folded = await repository.foldDisk(vmId, disk, state);
         for (const blockIndex of folded.present) {
           const hash = folded.hashOf(blockIndex);
           if (hash === undefined) continue;
-          const key = blockKey(point.vmId, disk.chainId, hash);
+          const key = blockKey(vmId, chainId, hash);
           const known = blocks.get(key);
           if (known === undefined) {
             blocks.set(key, {
-              vmId: point.vmId,
-              chainId: disk.chainId,
+              hash: Buffer.from(hash),
               lengthBytes: folded.lengthOf(blockIndex),
               points: new Set([label]),
             });
@@ -88,47 +101,52 @@ export async function verifyRepository(
         const key =
           error instanceof RepositoryError && typeof error.details['key'] === 'string'
             ? error.details['key']
-            : `data/${point.vmId}/${disk.chainId}/`;
+            : `data/${vmId}/${chainId}/`;
         findings.push({ code: codeOf(error), key, message: describeError(error), points: [label] });
       }
     }
-  }
-  let readBlocks = 0;
-  for (const [key, block] of blocks) {
-    const points = [...block.points];
-    const info = await repository.store.stat(key);
-    if (info === undefined) {
-      findings.push({
-        code: 'REPO_OBJECT_MISSING',
-        key,
-        message: `${key} is referenced but absent`,
-        points,
-      });
-      continue;
-    }
-    if (info.sizeBytes < BLOCK_HEADER_BYTES) {
-      findings.push({
-        code: 'REPO_BLOCK_CORRUPT',
-        key,
-        message: `${key}: ${info.sizeBytes} bytes, shorter than a header`,
-        points,
-      });
-      continue;
-    }
-    if (sample <= 0 || (sample < 1 && random() >= sample)) continue;
-    readBlocks += 1;
-    try {
-      const hash = Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex');
-      await repository.readBlockObject(block.vmId, block.chainId, hash, block.lengthBytes);
-    } catch (error) {
-      findings.push({ code: codeOf(error), key, message: describeError(error), points });
-    }
+    checkedIndexes += indexKeys.size;
+    checkedBlocks += blocks.size;
+    await forEachLimited(blocks, concurrency, async ([key, block]) => {
+      const affected = [...block.points];
+      const info = await repository.store.stat(key);
+      if (info === undefined) {
+        findings.push({
+          code: 'REPO_OBJECT_MISSING',
+          key,
+          message: `${key} is referenced but absent`,
+          points: affected,
+        });
+        return;
+      }
+      if (info.sizeBytes < BLOCK_HEADER_BYTES) {
+        findings.push({
+          code: 'REPO_BLOCK_CORRUPT',
+          key,
+          message: `${key}: ${info.sizeBytes} bytes, shorter than a header`,
+          points: affected,
+        });
+        return;
+      }
+      if (sample <= 0 || (sample < 1 && random() >= sample)) return;
+      readBlocks += 1;
+      try {
+        await repository.readBlockObject(vmId, chainId, block.hash, block.lengthBytes);
+      } catch (error) {
+        findings.push({
+          code: codeOf(error),
+          key,
+          message: describeError(error),
+          points: affected,
+        });
+      }
+    });
   }
   return {
     findings,
     checkedPoints: points.length,
-    checkedIndexes: checkedIndexKeys.size,
-    checkedBlocks: blocks.size,
+    checkedIndexes,
+    checkedBlocks,
     readBlocks,
   };
 }

@@ -5,9 +5,12 @@ import {
   openPointDisk,
   removePoint,
   Repository,
+  RepositoryError,
   verifyRepository,
   writeBackup,
 } from '../../src/repository/index.ts';
+import { ManualClock } from '../../src/core/index.ts';
+import { FaultInjectingStore, MemoryObjectStore } from '../../src/storage/index.ts';
 import { deltaSource, fullSource, readImage, storeFactories } from './helpers.ts';
 
 const BLOCK = 4096;
@@ -88,3 +91,93 @@ for (const factory of storeFactories) {
     }
   });
 }
+
+test('a worker pool writes the same objects and reads them back, corruption detected', async () => {
+  const inline = new MemoryObjectStore();
+  const pooled = new MemoryObjectStore();
+  const image = Buffer.alloc(64 * 1024 * 6);
+  pattern(7, 64 * 1024 * 2).copy(image, 0);
+  image.fill(3, 64 * 1024 * 4); // compressible; block 1 random-ish
+  const repos = [
+    await Repository.init(inline, { blockSizeBytes: 64 * 1024 }),
+    await Repository.init(pooled, { blockSizeBytes: 64 * 1024, blockWorkers: 2 }),
+  ];
+  try {
+    const points = [];
+    for (const repo of repos) {
+      points.push(
+        await writeBackup(repo, {
+          vmId: 'vm',
+          pointId: 'p1',
+          createdMs: 1,
+          disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, 64 * 1024) }],
+        }),
+      );
+    }
+    const objects = async (store: MemoryObjectStore): Promise<Map<string, Buffer>> => {
+      const map = new Map<string, Buffer>();
+      for await (const info of store.list('data/'))
+        map.set(info.key.replace(/data\/vm\/[0-9a-f]+\//, ''), await store.get(info.key));
+      return map;
+    };
+    const a = await objects(inline);
+    const b = await objects(pooled);
+    assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+    for (const [key, value] of a)
+      if (key.includes('/blocks/')) assert.deepEqual(b.get(key), value, key);
+    const pooledRepo = repos[1];
+    assert.ok(pooledRepo !== undefined);
+    assert.deepEqual(await readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')), image);
+    // Corrupt a compressed block and a raw one: both are REPO_BLOCK_CORRUPT through the pool.
+    for await (const info of pooled.list('data/')) {
+      if (!info.key.includes('/blocks/')) continue;
+      pooled.corrupt(info.key, (data) => {
+        data[data.length - 1] = (data.at(-1) ?? 0) ^ 0x55;
+        return data;
+      });
+    }
+    await assert.rejects(
+      readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')),
+      (error: unknown) =>
+        error instanceof RepositoryError &&
+        error.code === 'REPO_BLOCK_CORRUPT' &&
+        typeof error.details['key'] === 'string',
+    );
+    const verified = await verifyRepository(pooledRepo, { dataSample: 1 });
+    assert.equal(verified.findings.length, 3);
+  } finally {
+    for (const repo of repos) await repo.close();
+  }
+});
+
+test('GC keeps unreferenced objects younger than the safety window (writers in progress)', async () => {
+  const clock = new ManualClock(10_000_000);
+  const inner = new MemoryObjectStore({ nowMs: () => clock.nowMs() });
+  const faulty = new FaultInjectingStore(inner);
+  const repo = await Repository.init(faulty, { blockSizeBytes: BLOCK, clock });
+  const image = pattern(3, BLOCK * 4);
+  const committed = await writeBackup(repo, {
+    vmId: 'vm',
+    disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, BLOCK) }],
+  });
+  // A writer "in progress": blocks and index written, manifest not yet.
+  faulty.setPlan({
+    failWhen: (op, key) =>
+      op === 'put' && key.startsWith('points/') ? new Error('not yet') : undefined,
+  });
+  await assert.rejects(
+    writeBackup(repo, {
+      vmId: 'vm',
+      disks: [{ diskId: 'd', mode: 'key', source: fullSource(pattern(4, BLOCK * 4), BLOCK) }],
+    }),
+  );
+  faulty.setPlan({});
+  clock.advance(30 * 60_000);
+  const young = await collectGarbage(repo, { safetyWindowMs: 3_600_000 });
+  assert.equal(young.deletedObjects, 0);
+  assert.equal(young.keptYoungObjects, 5, '4 blocks + 1 index of the writer in progress');
+  clock.advance(31 * 60_000);
+  const old = await collectGarbage(repo, { safetyWindowMs: 3_600_000 });
+  assert.equal(old.deletedObjects, 5);
+  assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', committed.pointId, 'd')), image);
+});

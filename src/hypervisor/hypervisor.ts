@@ -209,6 +209,18 @@ export interface PointDisk {
 
 export type BackupPointState = 'open' | 'committed' | 'aborted';
 
+/** Something the run log should say about a point (recoveries, fallbacks); not an error. */
+export interface PointNotice {
+  /**
+   * LEFTOVERS_REMOVED: temporary objects of an earlier, unfinished point were removed.
+   * REFERENCES_RECOVERED: trackers of an unfinished point were folded back into the references.
+   * Sources may add their own codes (XAPI: FEWER_DISKS_IN_SNAPSHOT...).
+   */
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
+}
+
 export interface BackupPoint {
   readonly machineId: string;
   /** Unique id of this point (part of the names of its references and temporary objects). */
@@ -216,6 +228,8 @@ export interface BackupPoint {
   readonly createdAtMs: number;
   readonly disks: readonly PointDisk[];
   readonly state: BackupPointState;
+  /** What happened while starting the point that the run log should show. */
+  readonly notices: readonly PointNotice[];
   /** The backup is safely stored: make the new references current, release the previous ones. */
   commit(): Promise<void>;
   /** Give up: remove temporary objects; previous references stay valid and lose no change. */

@@ -15,7 +15,7 @@ export interface NbdTransportInfo {
   readonly multiConn: boolean;
 }
 
-export interface OpenNbdDiskOptions {
+export interface OpenNbdDiskOptions<TTls = unknown> {
   readonly uri: string;
   readonly blockSizeBytes: number;
   /** full: blocks from base:allocation; delta: blocks from qemu:dirty-bitmap:<dirtyBitmap>. */
@@ -23,7 +23,7 @@ export interface OpenNbdDiskOptions {
     { readonly kind: 'full' } | { readonly kind: 'delta'; readonly dirtyBitmap: string };
   readonly connections?: number;
   /** Client TLS settings, passed through unchanged from the source's configuration. */
-  readonly tls?: unknown;
+  readonly tls?: TTls;
   readonly maxInFlightBytes?: number;
   readonly signal?: AbortSignal;
 }
@@ -32,4 +32,8 @@ export interface NbdDisk extends DiskSource {
   readonly transport: NbdTransportInfo;
 }
 
-export type OpenNbdDisk = (options: OpenNbdDiskOptions) => Promise<NbdDisk>;
+/**
+ * `TTls` is the reader's TLS options type (src/nbd NbdTlsOptions for the real one), so
+ * `openNbdDisk` is assignable as is and `clientTls` is checked against it.
+ */
+export type OpenNbdDisk<TTls = unknown> = (options: OpenNbdDiskOptions<TTls>) => Promise<NbdDisk>;

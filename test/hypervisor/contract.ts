@@ -24,6 +24,8 @@ export interface ContractSubject {
   write(diskId: string, offsetBytes: number, lengthBytes: number, pattern: number): Promise<void>;
   /** Starts a point elsewhere and dies between the transaction and the commit. */
   crashDuringPoint(request: BackupPointRequest): Promise<void>;
+  /** The process driving the hypervisor restarts (in-process state lost, QEMU state kept). */
+  restart(): Promise<void>;
   /** Temporary objects of the scope still present. */
   leftovers(scope: string): Promise<string[]>;
   /** References (bitmaps) of the scope, "disk:name[:disabled]". */
@@ -173,6 +175,7 @@ export function defineHypervisorContract(
       );
       const at1 = model.snapshot();
       assert.deepEqual(p1.disks.map((d) => d.disk.id).sort(), [d0, d1].sort());
+      assert.deepEqual(p1.notices, []);
       await model.write(d0, 512 * KiB, 4 * KiB, 0xa1); // during the point: must not leak
       await model.write(d1, 3 * MiB, 1, 0xa2);
       for (const disk of p1.disks) {
@@ -187,6 +190,11 @@ export function defineHypervisorContract(
           `key of ${disk.disk.id} is the point-in-time view`,
         );
       }
+      await assert.rejects(
+        subject.hypervisor.startBackupPoint(subject.machineId, request(scope, blockSizeBytes)),
+        hasCode('HYPERVISOR_MACHINE_BUSY'),
+        'one open point per machine and scope',
+      );
       await p1.commit();
       assert.equal(p1.state, 'committed');
       await assert.rejects(p1.commit(), hasCode('HYPERVISOR_POINT_CLOSED'));
@@ -299,6 +307,11 @@ export function defineHypervisorContract(
         subject.machineId,
         request(scope, blockSizeBytes, refs(p1)),
       );
+      assert.deepEqual(
+        p2.notices.map((n) => n.code),
+        ['LEFTOVERS_REMOVED', 'REFERENCES_RECOVERED'],
+        'the run log learns about the recovery',
+      );
       const at2 = model.snapshot();
       const expected = new Map([
         [d0, expectedBlocks([[MiB, 10 * KiB]], subject.granularityBytes, blockSizeBytes)],
@@ -374,6 +387,53 @@ export function defineHypervisorContract(
       );
       await p4.commit();
       assert.deepEqual(await subject.leftovers(scope), []);
+    } finally {
+      await subject.close();
+    }
+  });
+
+  test(`${name}: a crash after the backup was stored but before commit: the next delta starts from the new reference`, async () => {
+    const subject = await makeSubject();
+    const blockSizeBytes = subject.granularityBytes;
+    const [d0] = subject.diskIds as [string, string];
+    const model = new Model(subject, subject.diskSizeBytes);
+    try {
+      await model.write(d0, 0, MiB, 0x51);
+      const p1 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes),
+      );
+      await p1.commit();
+      await model.write(d0, 2 * MiB, 4 * KiB, 0x52);
+      const p2 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, refs(p1)),
+      );
+      const at2 = model.snapshot();
+      for (const disk of p2.disks) await readPointDisk(disk); // stored, manifest written...
+      await subject.restart(); // ...and the process dies before commit()
+      await model.write(d0, 4 * MiB, 4 * KiB, 0x53);
+      const p3 = await subject.hypervisor.startBackupPoint(
+        subject.machineId,
+        request(scope, blockSizeBytes, refs(p2)),
+      );
+      const at3 = model.snapshot();
+      for (const disk of p3.disks) {
+        assert.equal(disk.plannedKind, 'delta');
+        const read = await readPointDisk(disk);
+        // Everything since p2 is there (the old reference folded in may add p1→p2 blocks).
+        for (const block of expectedBlocks(
+          disk.disk.id === d0 ? [[4 * MiB, 4 * KiB]] : [],
+          subject.granularityBytes,
+          blockSizeBytes,
+        ))
+          assert.ok(read.blocks.includes(block), `block ${block} of ${disk.disk.id}`);
+        const image = applyRead(at2.get(disk.disk.id) ?? Buffer.alloc(0), read, blockSizeBytes);
+        assert.ok(image.equals(at3.get(disk.disk.id) ?? Buffer.alloc(0)));
+      }
+      await p3.commit();
+      assert.deepEqual(await subject.leftovers(scope), []);
+      assert.equal((await subject.references(scope)).length, 2);
     } finally {
       await subject.close();
     }

@@ -26,6 +26,9 @@ defineHypervisorContract('fake', async () => {
       await hypervisor.startBackupPoint('vm1', request); // never committed nor aborted
       hypervisor.simulateCrash();
     },
+    restart: async () => {
+      hypervisor.simulateCrash();
+    },
     leftovers: async (scope) => hypervisor.inspect('vm1', scope).temporaries,
     references: async (scope) => hypervisor.inspect('vm1', scope).trackers,
     close: () => hypervisor.close(),

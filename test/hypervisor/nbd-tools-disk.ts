@@ -22,9 +22,9 @@ export interface ToolsTls {
   readonly certificatesDir: string;
 }
 
-export function toolsUri(uri: string, tls: unknown): string {
+export function toolsUri(uri: string, tls: ToolsTls | undefined): string {
   if (tls === undefined) return uri;
-  const dir = (tls as ToolsTls).certificatesDir;
+  const dir = tls.certificatesDir;
   return `${uri}${uri.includes('?') ? '&' : '?'}tls-certificates=${dir}`;
 }
 
@@ -33,7 +33,7 @@ export async function nbdMap(uri: string, context: string): Promise<Extent[]> {
   return JSON.parse(text) as Extent[];
 }
 
-export const openDiskWithNbdTools: OpenNbdDisk = async (options) => {
+export const openDiskWithNbdTools: OpenNbdDisk<ToolsTls> = async (options) => {
   const uri = toolsUri(options.uri, options.tls);
   const info = JSON.parse(await run(requireTool('nbdinfo'), ['--json', uri])) as {
     exports: { 'export-size': number; can_multi_conn?: boolean }[];

@@ -3,7 +3,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { KiB, MiB } from '../../src/core/index.ts';
+import { KiB, MiB, isVmdeltaError } from '../../src/core/index.ts';
 import { QemuHypervisor, type DiskReference, type PointDisk } from '../../src/hypervisor/index.ts';
 import {
   createImage,
@@ -16,7 +16,7 @@ import {
   type QsdInstance,
 } from '../harness/index.ts';
 import { readPointDisk } from './contract.ts';
-import { openDiskWithNbdTools } from './nbd-tools-disk.ts';
+import { openDiskWithNbdTools, type ToolsTls } from './nbd-tools-disk.ts';
 import { makeQemuSubject } from './qemu-subject.ts';
 
 const scope = 'edge';
@@ -125,7 +125,7 @@ async function qsdOn(dir: string, image: string): Promise<QsdInstance> {
   });
 }
 
-function hypervisorOn(qsd: QsdInstance, scratchDir: string): QemuHypervisor {
+function hypervisorOn(qsd: QsdInstance, scratchDir: string): QemuHypervisor<ToolsTls> {
   return new QemuHypervisor({
     machines: [{ id: 'vm1', qmp: { socketPath: qsd.qmpSocketPath } }],
     scratchDir,
@@ -225,6 +225,72 @@ test('point-in-time exports over TCP with TLS (client certificate required)', as
       }),
     );
     await point.commit();
+  } finally {
+    await hv.close();
+    await qsd.stop();
+    await tmp.remove();
+  }
+});
+
+test('QMP connection lost during a point: abort fails typed and retryable, the next start cleans up and misses nothing', async () => {
+  const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 8 * MiB });
+  try {
+    const hv = subject.hypervisor;
+    const p1 = await hv.startBackupPoint('vm1', { scope, blockSizeBytes });
+    await p1.commit();
+    await subject.write('disk0', MiB, 4 * KiB, 0x61);
+    const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    await hv.close(); // the connection the point was made on is gone
+    await subject.write('disk0', 3 * MiB, 4 * KiB, 0x62);
+    await assert.rejects(
+      p2.abort(),
+      (e: unknown) => isVmdeltaError(e) && e.code === 'HYPERVISOR_TEARDOWN_FAILED' && e.retryable,
+    );
+    assert.notDeepEqual(
+      await subject.leftovers(scope),
+      [],
+      'QEMU still has the export, job and overlay',
+    );
+    const p3 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    assert.equal(only(p3).plannedKind, 'delta');
+    const read = await readPointDisk(only(p3));
+    assert.deepEqual(read.blocks, [16, 48]);
+    await p3.commit();
+    assert.deepEqual(await subject.leftovers(scope), []);
+    assert.equal((await subject.references(scope)).length, 1);
+  } finally {
+    await subject.close();
+  }
+});
+
+test('a running raw disk gets a non-persistent bitmap: deltas while QEMU lives, a key after a restart', async () => {
+  const tmp = await makeTempDir('vmd-raw-');
+  const image = join(tmp.path, 'vm.raw');
+  await createImage(image, 'raw', 8 * MiB);
+  const rawArgs = [
+    '--blockdev',
+    `driver=file,node-name=file0,filename=${image}`,
+    '--blockdev',
+    'driver=raw,node-name=disk0,file=file0',
+  ];
+  let qsd = await startQsd({ dir: tmp.path, args: rawArgs });
+  let hv = hypervisorOn(qsd, join(tmp.path, 's'));
+  try {
+    const info = await hv.getMachine('vm1');
+    assert.equal(info.disks[0]?.format, 'raw');
+    const p1 = await hv.startBackupPoint('vm1', { scope, blockSizeBytes });
+    assert.equal(only(p1).reference.attributes?.['persistent'], 'false');
+    await p1.commit();
+    const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
+    assert.equal(only(p2).plannedKind, 'delta');
+    await p2.commit();
+    await hv.close();
+    await qsd.stop();
+    qsd = await startQsd({ dir: tmp.path, args: rawArgs });
+    hv = hypervisorOn(qsd, join(tmp.path, 's'));
+    const p3 = await hv.startBackupPoint('vm1', delta(only(p2).reference));
+    assert.equal(only(p3).plannedFullReason?.code, 'BITMAP_MISSING');
+    await p3.commit();
   } finally {
     await hv.close();
     await qsd.stop();

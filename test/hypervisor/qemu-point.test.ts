@@ -124,3 +124,47 @@ test('all disks of a machine are captured by one QMP transaction', async () => {
     await subject.close();
   }
 });
+
+test('a guest writing concurrently with the read of a key: nothing leaks, the next delta has it all', async () => {
+  const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 16 * MiB });
+  try {
+    const hv = subject.hypervisor;
+    await subject.write('disk0', 0, 8 * MiB, 0x11);
+    const p1 = await hv.startBackupPoint('vm1', { scope, blockSizeBytes: 64 * KiB });
+    // 300 writes of 4 KiB at pseudo-random offsets, by a separate qemu-io process, during the read.
+    let seed = 12345;
+    const writes: [number, number][] = [];
+    for (let i = 0; i < 300; i += 1) {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      writes.push([(seed % 4096) * 4 * KiB, 4 * KiB]);
+    }
+    const guest = run(requireTool('qemu-io'), [
+      '-f',
+      'raw',
+      ...writes.flatMap(([offset, length]) => ['-c', `write -P 0xee ${offset} ${length}`]),
+      subject.liveUri('disk0'),
+    ]);
+    const key = await readPointDisk(p1.disks[0] as PointDisk);
+    await guest;
+    assert.deepEqual(
+      key.blocks,
+      Array.from({ length: 128 }, (_, i) => i),
+    );
+    for (const data of key.data.values())
+      assert.ok(
+        data.every((b) => b === 0x11),
+        'no guest write leaked',
+      );
+    await p1.commit();
+    const p2 = await hv.startBackupPoint('vm1', {
+      scope,
+      blockSizeBytes: 64 * KiB,
+      disks: [{ diskId: 'disk0', previous: (p1.disks[0] as PointDisk).reference }],
+    });
+    const delta = await readPointDisk(p2.disks[0] as PointDisk);
+    assert.deepEqual(delta.blocks, expectedBlocks(writes, 64 * KiB, 64 * KiB));
+    await p2.commit();
+  } finally {
+    await subject.close();
+  }
+});

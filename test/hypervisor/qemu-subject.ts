@@ -26,7 +26,7 @@ import {
   type TempDir,
 } from '../harness/index.ts';
 import type { ContractSubject } from './contract.ts';
-import { openDiskWithNbdTools } from './nbd-tools-disk.ts';
+import { openDiskWithNbdTools, type ToolsTls } from './nbd-tools-disk.ts';
 
 export interface QemuSubject extends ContractSubject {
   readonly tmp: TempDir;
@@ -37,14 +37,14 @@ export interface QemuSubject extends ContractSubject {
   readonly images: readonly string[];
   liveUri(diskId: string): string;
   /** Replaces the hypervisor (e.g. after a simulated process restart). */
-  hypervisor: QemuHypervisor;
+  hypervisor: QemuHypervisor<ToolsTls>;
 }
 
 export async function makeQemuSubject(
   options: {
     diskSizeBytes?: number;
     diskCount?: number;
-    openDisk?: OpenNbdDisk;
+    openDisk?: OpenNbdDisk<ToolsTls>;
   } = {},
 ): Promise<QemuSubject> {
   const diskSizeBytes = options.diskSizeBytes ?? 16 * MiB;
@@ -80,7 +80,7 @@ export async function makeQemuSubject(
   const qsd = await startQsd({ dir: tmp.path, args });
   const inspector = await QmpClient.connect({ socketPath: inspectSocket });
   const openDisk = options.openDisk ?? openDiskWithNbdTools;
-  const makeHypervisor = (): QemuHypervisor =>
+  const makeHypervisor = (): QemuHypervisor<ToolsTls> =>
     new QemuHypervisor({
       machines: [
         {
@@ -115,11 +115,18 @@ export async function makeQemuSubject(
       // The QMP monitor takes one client at a time: free it for the child, which dies holding it.
       await subject.hypervisor.close();
       await runAndKill({
-        qmpSocketPath: qsd.qmpSocketPath,
-        nbdSocketPath,
+        machine: {
+          id: 'vm1',
+          qmp: { socketPath: qsd.qmpSocketPath },
+          nbdServer: { transport: 'unix', socketPath: nbdSocketPath },
+        },
         scratchDir,
         request,
       });
+    },
+    restart: async () => {
+      await subject.hypervisor.close();
+      subject.hypervisor = makeHypervisor();
     },
     // Every object named vmd-… (any scope) counts: the tests use one scope.
     leftovers: async () => {
@@ -159,7 +166,7 @@ export async function makeQemuSubject(
 }
 
 /** Runs the crash fixture until it reports its point, then SIGKILLs it. */
-async function runAndKill(args: object): Promise<void> {
+export async function runAndKill(args: object): Promise<void> {
   const fixture = new URL('./fixtures/crash-point.ts', import.meta.url).pathname;
   const child = spawn(process.execPath, ['--import', 'tsx', fixture, JSON.stringify(args)], {
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -23,6 +23,7 @@ import {
   type MachineInfo,
   type MachineRestoreRequest,
   type OpenedPointSource,
+  type PointNotice,
   type PointDisk,
   type RestoredDisk,
   type RestoredMachine,
@@ -62,6 +63,8 @@ export class FakeHypervisor implements Hypervisor {
   readonly #machines = new Map<string, FakeMachine>();
   /** Open points (temporary objects): what a crash leaves behind until the next start. */
   readonly #openPoints = new Map<string, FakePointState>();
+  /** Machine and scope of the points this "process" has open (lost on simulateCrash). */
+  readonly #busy = new Set<string>();
   #clockMs = 1_700_000_000_000;
 
   constructor(machines: readonly FakeMachineSpec[] = []) {
@@ -114,8 +117,9 @@ export class FakeHypervisor implements Hypervisor {
 
   /** The process driving points dies: open points stay as leftovers for the next start. */
   simulateCrash(): void {
-    // Nothing to do in memory: open points are kept in #openPoints, exactly like QEMU keeps
-    // exports, jobs and overlays until someone removes them.
+    // Open points stay in #openPoints, as QEMU keeps exports, jobs and overlays until someone
+    // removes them; only this "process"'s own bookkeeping is lost.
+    this.#busy.clear();
   }
 
   /** Names of our temporary objects and trackers of `scope` on a machine (for leftover checks). */
@@ -147,7 +151,14 @@ export class FakeHypervisor implements Hypervisor {
   async startBackupPoint(machineId: string, request: BackupPointRequest): Promise<BackupPoint> {
     const machine = this.#machine(machineId);
     const requests = validatePointRequest(request, [...machine.disks.keys()]);
-    this.#cleanupLeftovers(machine, request.scope, requests);
+    const busyKey = `${machineId}\u0000${request.scope}`;
+    if (this.#busy.has(busyKey)) {
+      throw new HypervisorError(
+        'HYPERVISOR_MACHINE_BUSY',
+        `a backup point of ${machineId} (scope ${request.scope}) is already open`,
+      );
+    }
+    const notices = this.#cleanupLeftovers(machine, request.scope, requests);
     const pointId = randomBytes(6).toString('hex');
     const createdAtMs = (this.#clockMs += 1000);
     const newName = trackerName(request.scope, pointId);
@@ -191,6 +202,7 @@ export class FakeHypervisor implements Hypervisor {
       }
     }
     this.#openPoints.set(pointId, state);
+    this.#busy.add(busyKey);
     const disks: PointDisk[] = plans.map((plan) => {
       const reference: DiskReference = {
         kind: 'fake',
@@ -239,12 +251,14 @@ export class FakeHypervisor implements Hypervisor {
       }
       pointState = next;
       this.#openPoints.delete(pointId);
+      this.#busy.delete(busyKey);
     };
     return {
       machineId,
       pointId,
       createdAtMs,
       disks,
+      notices,
       get state() {
         return pointState;
       },
@@ -353,18 +367,40 @@ export class FakeHypervisor implements Hypervisor {
     machine: FakeMachine,
     scope: string,
     requests: readonly DiskPointRequest[],
-  ): void {
+  ): PointNotice[] {
+    const notices: PointNotice[] = [];
+    const removed: string[] = [];
+    const folded: string[] = [];
     for (const [pointId, point] of this.#openPoints) {
-      if (point.machineId === machine.id && point.scope === scope) this.#openPoints.delete(pointId);
+      if (point.machineId === machine.id && point.scope === scope) {
+        this.#openPoints.delete(pointId);
+        removed.push(`point:${pointId}`);
+      }
     }
     for (const request of requests) {
       const disk = this.#disk(machine.id, request.diskId);
       const baseName = request.previous?.token;
       if (baseName === undefined || !disk.trackers.has(baseName)) continue;
       for (const name of [...disk.trackers.keys()]) {
-        if (name !== baseName && scopeOfTracker(name, scope)) restoreBase(disk, name, baseName);
+        if (name !== baseName && scopeOfTracker(name, scope)) {
+          restoreBase(disk, name, baseName);
+          folded.push(`${disk.id}:${name}`);
+        }
       }
     }
+    if (removed.length > 0) {
+      notices.push({
+        code: 'LEFTOVERS_REMOVED',
+        message: `removed leftovers of an unfinished point: ${removed.join(', ')}`,
+      });
+    }
+    if (folded.length > 0) {
+      notices.push({
+        code: 'REFERENCES_RECOVERED',
+        message: `folded trackers of an unfinished point into the references: ${folded.join(', ')}`,
+      });
+    }
+    return notices;
   }
 
   #planReason(

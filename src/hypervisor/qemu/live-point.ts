@@ -24,6 +24,7 @@ import type {
   OpenedPointSource,
   OpenPointSourceOptions,
   PointDisk,
+  PointNotice,
 } from '../hypervisor.ts';
 import type { OpenNbdDisk } from '../open-nbd-disk.ts';
 import type { QemuDisk } from './discovery.ts';
@@ -39,20 +40,22 @@ const execFileAsync = promisify(execFile);
 /** Granularity of the bitmaps we create: QEMU's qcow2 default, and XAPI CBT's unit. */
 export const bitmapGranularityBytes = 64 * KiB;
 
-export interface LivePointContext {
+export interface LivePointContext<TTls = unknown> {
   readonly client: QmpClient;
   readonly machineId: string;
   readonly scope: string;
   readonly scratchDir: string;
   readonly nbdServer: QemuNbdServerConfig;
-  readonly openDisk: OpenNbdDisk;
-  readonly clientTls?: unknown;
+  readonly openDisk: OpenNbdDisk<TTls>;
+  readonly clientTls?: TTls;
   readonly qemuImg: string;
   readonly logger: Logger;
   readonly timeoutMs: number;
   readonly blockSizeBytes: number;
   readonly connections?: number;
   readonly now: () => number;
+  /** Recoveries done before the point (leftovers removed, references folded). */
+  readonly notices: readonly PointNotice[];
   /** Called once the point is committed or aborted (releases the machine lock). */
   readonly onClose: () => void;
 }
@@ -76,8 +79,8 @@ export function qemuDiskInfo(disk: QemuDisk): DiskInfo {
   };
 }
 
-export async function startLivePoint(
-  context: LivePointContext,
+export async function startLivePoint<TTls>(
+  context: LivePointContext<TTls>,
   plans: readonly LiveDiskPlan[],
 ): Promise<BackupPoint> {
   const { client, scope } = context;
@@ -265,6 +268,7 @@ export async function startLivePoint(
       pointId,
       createdAtMs,
       disks,
+      notices: context.notices,
       get state() {
         return state;
       },

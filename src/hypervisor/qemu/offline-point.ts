@@ -20,6 +20,7 @@ import {
   type OpenedPointSource,
   type OpenPointSourceOptions,
   type PointDisk,
+  type PointNotice,
 } from '../hypervisor.ts';
 import type { OpenNbdDisk } from '../open-nbd-disk.ts';
 import { bitmapGranularityBytes } from './live-point.ts';
@@ -58,13 +59,13 @@ function diskInfoOf(image: QemuImageConfig, info: ImageInfo): DiskInfo {
   };
 }
 
-export interface OfflinePointContext {
+export interface OfflinePointContext<TTls = unknown> {
   readonly machineId: string;
   readonly scope: string;
   readonly scratchDir: string;
   readonly images: readonly QemuImageConfig[];
   readonly requests: readonly DiskPointRequest[];
-  readonly openDisk: OpenNbdDisk;
+  readonly openDisk: OpenNbdDisk<TTls>;
   readonly qemuImg: string;
   readonly qemuNbd: string;
   readonly blockSizeBytes: number;
@@ -99,11 +100,18 @@ async function bitmapCommand(
   await runTool(qemuImg, ['bitmap', ...ops, image, name]);
 }
 
-export async function startOfflinePoint(context: OfflinePointContext): Promise<BackupPoint> {
+export async function startOfflinePoint<TTls>(
+  context: OfflinePointContext<TTls>,
+): Promise<BackupPoint> {
   const { scope, qemuImg } = context;
   await mkdir(context.scratchDir, { recursive: true });
   const cleaned = await cleanupOffline(context.scratchDir, scope);
+  const notices: PointNotice[] = [];
   if (cleaned.length > 0) {
+    notices.push({
+      code: 'LEFTOVERS_REMOVED',
+      message: `removed leftovers of an unfinished point: ${cleaned.join(', ')}`,
+    });
     context.logger.log('warn', 'removed leftovers of a previous run', {
       leftovers: cleaned.join(', '),
     });
@@ -312,6 +320,7 @@ export async function startOfflinePoint(context: OfflinePointContext): Promise<B
     pointId,
     createdAtMs,
     disks,
+    notices,
     get state() {
       return state;
     },

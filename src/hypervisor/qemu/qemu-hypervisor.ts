@@ -15,6 +15,7 @@ import type {
   Hypervisor,
   MachineInfo,
   MachineRestoreRequest,
+  PointNotice,
   RestoredDisk,
   RestoredMachine,
   RestoreOptions,
@@ -46,13 +47,13 @@ export interface QemuMachineConfig {
   readonly images?: readonly QemuImageConfig[];
 }
 
-export interface QemuHypervisorOptions {
+export interface QemuHypervisorOptions<TTls = unknown> {
   readonly machines: readonly QemuMachineConfig[];
   /** Fleecing overlays, sockets and pid files: one sub-folder per machine. Short path (sockets). */
   readonly scratchDir: string;
-  readonly openDisk: OpenNbdDisk;
+  readonly openDisk: OpenNbdDisk<TTls>;
   /** TLS settings handed to openDisk for TCP+TLS exports. */
-  readonly clientTls?: unknown;
+  readonly clientTls?: TTls;
   readonly logger?: Logger;
   readonly clock?: Clock;
   readonly qmp?: QmpSessionOptions;
@@ -60,16 +61,16 @@ export interface QemuHypervisorOptions {
   readonly tools?: { readonly qemuImg?: string; readonly qemuNbd?: string };
 }
 
-export class QemuHypervisor implements Hypervisor {
+export class QemuHypervisor<TTls = unknown> implements Hypervisor {
   readonly kind = 'qemu' as const;
   readonly displayName: string;
-  readonly #options: QemuHypervisorOptions;
+  readonly #options: QemuHypervisorOptions<TTls>;
   readonly #sessions = new Map<string, QmpSession>();
   readonly #busy = new Set<string>();
   readonly #logger: Logger;
   readonly #clock: Clock;
 
-  constructor(options: QemuHypervisorOptions) {
+  constructor(options: QemuHypervisorOptions<TTls>) {
     this.#options = options;
     this.#logger = options.logger ?? silentLogger;
     this.#clock = options.clock ?? systemClock;
@@ -151,10 +152,15 @@ export class QemuHypervisor implements Hypervisor {
         scratchDir,
         this.#options.timeoutMs,
       );
+      const notices: PointNotice[] = [];
       if (cleaned.length > 0) {
         this.#logger.log('warn', 'removed leftovers of a previous run', {
           machineId,
           leftovers: cleaned.join(', '),
+        });
+        notices.push({
+          code: 'LEFTOVERS_REMOVED',
+          message: `removed leftovers of an unfinished point: ${cleaned.join(', ')}`,
         });
       }
       let { disks } = await this.#discover(config);
@@ -175,6 +181,10 @@ export class QemuHypervisor implements Hypervisor {
         this.#logger.log('warn', 'folded bitmaps of an unfinished point back into the reference', {
           machineId,
           bitmaps: folded.join(', '),
+        });
+        notices.push({
+          code: 'REFERENCES_RECOVERED',
+          message: `folded bitmaps of an unfinished point into the references: ${folded.join(', ')}`,
         });
         ({ disks } = await this.#discover(config));
       }
@@ -213,6 +223,7 @@ export class QemuHypervisor implements Hypervisor {
           blockSizeBytes: request.blockSizeBytes,
           ...(request.connections === undefined ? {} : { connections: request.connections }),
           now: () => this.#clock.nowMs(),
+          notices,
           onClose,
         },
         plans,

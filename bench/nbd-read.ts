@@ -19,7 +19,7 @@ import {
   startQemuNbd,
   type NbdServer,
 } from '../test/harness/index.ts';
-import { openNbdPool, type NbdPool, type NbdTlsOptions } from '../src/nbd/index.ts';
+import { openNbdPool, type NbdPool } from '../src/nbd/index.ts';
 import { sha256OfNbdExport } from '../src/cli/nbd/checksum.ts';
 
 const execFileAsync = promisify(execFile);
@@ -62,12 +62,12 @@ async function readAll(pool: NbdPool): Promise<number> {
   }
 }
 
-async function ours(uri: string, connections: number, tls?: NbdTlsOptions) {
+async function ours(uri: string, connections: number, readRequestBytes: number) {
   const pool = await openNbdPool({
     uri,
     connections,
     maxInFlightBytes,
-    ...(tls === undefined ? {} : { tls }),
+    readRequestBytes,
   });
   try {
     const started = performance.now();
@@ -80,9 +80,19 @@ async function ours(uri: string, connections: number, tls?: NbdTlsOptions) {
   }
 }
 
-async function nbdcopy(uri: string, connections: number): Promise<number> {
+async function nbdcopy(
+  uri: string,
+  connections: number,
+  requestSizeBytes?: number,
+): Promise<number> {
   const started = performance.now();
-  await execFileAsync(requireTool('nbdcopy'), [`--connections=${connections}`, uri, 'null:']);
+  const sizeArg = requestSizeBytes === undefined ? [] : [`--request-size=${requestSizeBytes}`];
+  await execFileAsync(requireTool('nbdcopy'), [
+    `--connections=${connections}`,
+    ...sizeArg,
+    uri,
+    'null:',
+  ]);
   return mibPerSecond(sizeBytes, performance.now() - started);
 }
 
@@ -104,6 +114,7 @@ async function makeImage(path: string): Promise<void> {
   await execFileAsync('sh', ['-c', `cat '${path}' > /dev/null`]);
 }
 
+const baselineRssMiB = process.memoryUsage.rss() / MiB;
 const tmp = await makeTempDir('vmd-bench-');
 const servers: NbdServer[] = [];
 try {
@@ -131,38 +142,55 @@ try {
   const tlsUri = `${tls.uri}?tls-certificates=${pki.clientDir}`;
 
   const rows: string[] = [];
-  const row = (label: string, mine: number, reference: number, rss?: number) =>
+  const row = (label: string, mine: number, reference: number, reference2M: number, rss: number) =>
     rows.push(
-      `${label.padEnd(34)} vmdelta ${mine.toFixed(0).padStart(5)} MiB/s   nbdcopy ${reference.toFixed(0).padStart(5)} MiB/s   ratio ${(mine / reference).toFixed(2)}${rss === undefined ? '' : `   peak RSS ${rss.toFixed(0)} MiB`}`,
+      `${label.padEnd(36)} vmdelta ${mine.toFixed(0).padStart(5)} MiB/s | nbdcopy ${reference.toFixed(0).padStart(5)} (ratio ${(mine / reference).toFixed(2)}) | nbdcopy 2M ${reference2M.toFixed(0).padStart(5)} (ratio ${(mine / reference2M).toFixed(2)}) | peak RSS ${rss.toFixed(0)} MiB`,
     );
-  for (const [label, uri, tlsOptions] of [
-    ['unix socket', plain.uri, undefined],
-    ['TLS (TCP 127.0.0.1)', tlsUri, undefined],
+  for (const [label, uri] of [
+    ['unix socket', plain.uri],
+    ['TLS (TCP 127.0.0.1)', tlsUri],
   ] as const) {
     for (const connections of [1, 4]) {
       const reference = await best(runs, () => nbdcopy(uri, connections));
-      let mine = 0;
-      let rss = 0;
-      for (let i = 0; i < runs; i += 1) {
-        const result = await ours(uri, connections, tlsOptions);
-        mine = Math.max(mine, result.rate);
-        rss = Math.max(rss, result.peakRssMiB);
+      const reference2M = await best(runs, () => nbdcopy(uri, connections, requestBytes));
+      for (const wire of [256 * 1024, requestBytes]) {
+        let mine = 0;
+        let rss = 0;
+        for (let i = 0; i < runs; i += 1) {
+          const result = await ours(uri, connections, wire);
+          mine = Math.max(mine, result.rate);
+          rss = Math.max(rss, result.peakRssMiB);
+        }
+        row(
+          `${label}, ${connections} conn, wire ${wire / 1024}K`,
+          mine,
+          reference,
+          reference2M,
+          rss,
+        );
+        console.log(rows.at(-1));
       }
-      row(`${label}, ${connections} conn, 2 MiB`, mine, reference, rss);
-      console.log(rows.at(-1));
     }
   }
-  // The checksum path (read + sha256 in order, main thread) vs nbdcopy to null.
-  const pool = await openNbdPool({ uri: plain.uri, connections: 1, maxInFlightBytes });
-  const started = performance.now();
-  const { peakRssMiB } = await sampleRss(() => sha256OfNbdExport(pool));
-  const checksumRate = mibPerSecond(sizeBytes, performance.now() - started);
-  await pool.close();
-  const reference = await best(1, () => nbdcopy(plain.uri, 1));
-  row('checksum (read + sha256), 1 conn', checksumRate, reference, peakRssMiB);
-  console.log(rows.at(-1));
+  // The checksum path (read + sha256 in order), hashing on this thread or on a worker.
+  const reference = await best(runs, () => nbdcopy(plain.uri, 1));
+  const reference2M = await best(runs, () => nbdcopy(plain.uri, 1, requestBytes));
+  for (const hashOn of ['main', 'worker'] as const) {
+    let rate = 0;
+    let rss = 0;
+    for (let i = 0; i < runs; i += 1) {
+      const pool = await openNbdPool({ uri: plain.uri, connections: 1, maxInFlightBytes });
+      const started = performance.now();
+      const { peakRssMiB } = await sampleRss(() => sha256OfNbdExport(pool, { hashOn }));
+      rate = Math.max(rate, mibPerSecond(sizeBytes, performance.now() - started));
+      rss = Math.max(rss, peakRssMiB);
+      await pool.close();
+    }
+    row(`checksum, sha256 on ${hashOn}, 1 conn`, rate, reference, reference2M, rss);
+    console.log(rows.at(-1));
+  }
   console.log(
-    `\nexport ${sizeBytes / MiB} MiB, in-flight limit ${maxInFlightBytes / MiB} MiB, best of ${runs} runs\n${rows.join('\n')}`,
+    `\nexport ${sizeBytes / MiB} MiB, in-flight limit ${maxInFlightBytes / MiB} MiB, RSS before reading ${baselineRssMiB.toFixed(0)} MiB, best of ${runs} runs; every read is 2 MiB (one block), sent as 256 KiB or 2 MiB requests\n${rows.join('\n')}`,
   );
 } finally {
   for (const server of servers) await server.stop();

@@ -77,6 +77,13 @@ export class ByteQueue {
     return skipped;
   }
 
+  /** Copies what is queued into memory the queue owns (before the source buffers are reused). */
+  retain(): void {
+    if (this.#lengthBytes === 0) return;
+    const owned = Buffer.from(this.drain());
+    this.push(owned);
+  }
+
   /** Everything queued, as one buffer (used when handing a socket over to another reader). */
   drain(): Buffer {
     return this.take(this.#lengthBytes);

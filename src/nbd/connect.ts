@@ -8,6 +8,7 @@ import { CoreError } from '../core/index.ts';
 import { NbdClient, DEFAULT_REQUEST_TIMEOUT_MS } from './client.ts';
 import { NbdError } from './errors.ts';
 import { runNbdHandshake } from './handshake.ts';
+import { SocketInput } from './socket-input.ts';
 import { loadNbdTlsMaterial, startNbdTls, type NbdTlsMaterial, type NbdTlsOptions } from './tls.ts';
 import { formatNbdUri, parseNbdUri, type NbdEndpoint, type NbdTarget } from './uri.ts';
 
@@ -24,6 +25,10 @@ export interface OpenNbdClientOptions {
   readonly connectTimeoutMs?: number;
   readonly requestTimeoutMs?: number;
   readonly signal?: AbortSignal;
+  /** Read data straight into result buffers (plain sockets; default true). */
+  readonly directReads?: boolean;
+  /** Largest READ request on the wire; longer reads are split into one buffer (default 256 KiB). */
+  readonly readRequestBytes?: number;
 }
 
 export const DEFAULT_CONNECT_TIMEOUT_MS = 30_000;
@@ -56,12 +61,13 @@ export async function loadNbdTlsFor(
   return loadNbdTlsMaterial(nbdTlsOptionsFor(target, tls), defaultName);
 }
 
-function connectSocket(endpoint: NbdEndpoint): Promise<Socket> {
+function connectSocket(endpoint: NbdEndpoint, input: SocketInput | undefined): Promise<Socket> {
+  const onread = input === undefined ? {} : { onread: input.onread };
   return new Promise((resolve, reject) => {
     const socket =
       endpoint.kind === 'unix'
-        ? createConnection({ path: endpoint.socketPath })
-        : createConnection({ host: endpoint.host, port: endpoint.port, noDelay: true });
+        ? createConnection({ path: endpoint.socketPath, ...onread })
+        : createConnection({ host: endpoint.host, port: endpoint.port, noDelay: true, ...onread });
     const onError = (error: NodeJS.ErrnoException) => {
       socket.destroy();
       reject(
@@ -88,29 +94,38 @@ export async function openNbdClient(options: OpenNbdClientOptions): Promise<NbdC
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
   const opening = (async () => {
-    socket = await connectSocket(target.endpoint);
-    const result = await runNbdHandshake(socket, {
-      exportName: target.exportName,
-      ...(material === undefined
-        ? {}
-        : {
-            startTls: async (plain: Socket) => {
-              const secure = await startNbdTls(plain, material);
-              socket = secure;
-              return secure;
-            },
-          }),
-      ...(options.metaContexts === undefined ? {} : { metaContexts: options.metaContexts }),
-      ...(options.listMetaContexts === undefined
-        ? {}
-        : { listMetaContexts: options.listMetaContexts }),
-      ...(options.listExports === undefined ? {} : { listExports: options.listExports }),
-    });
+    // Plain sockets read through SocketInput (direct reads); TLS needs a classic socket.
+    const input =
+      material === undefined && options.directReads !== false ? new SocketInput() : undefined;
+    socket = await connectSocket(target.endpoint, input);
+    const result = await runNbdHandshake(
+      socket,
+      {
+        exportName: target.exportName,
+        ...(material === undefined
+          ? {}
+          : {
+              startTls: async (plain: Socket) => {
+                const secure = await startNbdTls(plain, material);
+                socket = secure;
+                return secure;
+              },
+            }),
+        ...(options.metaContexts === undefined ? {} : { metaContexts: options.metaContexts }),
+        ...(options.listMetaContexts === undefined
+          ? {}
+          : { listMetaContexts: options.listMetaContexts }),
+        ...(options.listExports === undefined ? {} : { listExports: options.listExports }),
+      },
+      input,
+    );
     return new NbdClient(
       result.socket,
       result.info,
       result.leftover,
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
+      input,
+      options.readRequestBytes,
     );
   })();
   const guard = new Promise<never>((_resolve, reject) => {

@@ -48,6 +48,7 @@ import {
   type NbdOptionReply,
 } from './handshake-codec.ts';
 import { HandshakeDecoder } from './handshake-decoder.ts';
+import type { SocketInput } from './socket-input.ts';
 
 export interface NbdExportInfo {
   readonly exportName: string;
@@ -103,19 +104,24 @@ class HandshakeChannel {
     this.#wake?.();
   };
 
-  constructor(socket: Socket) {
+  #input: SocketInput | undefined;
+
+  constructor(socket: Socket, input: SocketInput | undefined) {
     this.socket = socket;
+    this.#input = input;
     this.#attach();
   }
 
   #attach(): void {
-    this.socket.on('data', this.#onData);
+    if (this.#input === undefined) this.socket.on('data', this.#onData);
+    else this.#input.setChunkListener(this.#onData);
     this.socket.on('end', this.#onEnd);
     this.socket.on('close', this.#onEnd);
     this.socket.on('error', this.#onError);
   }
 
   detach(): void {
+    this.#input?.setChunkListener(undefined);
     this.socket.off('data', this.#onData);
     this.socket.off('end', this.#onEnd);
     this.socket.off('close', this.#onEnd);
@@ -125,6 +131,7 @@ class HandshakeChannel {
   replace(socket: Socket): void {
     this.detach();
     this.socket = socket;
+    this.#input = undefined;
     this.#ended = undefined;
     this.#attach();
   }
@@ -167,12 +174,15 @@ function isError(reply: NbdOptionReply): boolean {
   return (reply.replyType & NBD_REP_FLAG_ERROR) !== 0;
 }
 
-/** Runs the handshake; returns the (possibly TLS) socket, leftover bytes and the export info. */
+/**
+ * Runs the handshake (reading through `input` when the socket was created with its onread);
+ * returns the (possibly TLS) socket, leftover bytes and the export info. */
 export async function runNbdHandshake(
   socket: Socket,
   options: NbdHandshakeOptions,
+  input?: SocketInput,
 ): Promise<{ socket: Socket; leftover: Buffer; info: NbdExportInfo }> {
-  const channel = new HandshakeChannel(socket);
+  const channel = new HandshakeChannel(socket, input);
   try {
     return await negotiate(channel, options);
   } finally {

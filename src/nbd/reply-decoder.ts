@@ -51,6 +51,11 @@ export interface NbdReplySink {
   onDataChunk(cookie: number, offsetBytes: number, lengthBytes: number): void;
   /** A slice of read data at an absolute offset; valid only during the call unless kept. */
   onData(cookie: number, offsetBytes: number, data: Buffer): void;
+  /**
+   * Optional: where the next `maxBytes` of read data at `offsetBytes` belong, so that the socket
+   * can read them there directly (no copy). Undefined = deliver through onData.
+   */
+  dataSpace?(cookie: number, offsetBytes: number, maxBytes: number): Buffer | undefined;
   onHole(cookie: number, offsetBytes: number, lengthBytes: number): void;
   onBlockStatus(cookie: number, contextId: number, extents: readonly NbdExtent[]): void;
   onError(cookie: number, errno: number, message: string, offsetBytes: number | undefined): void;
@@ -106,6 +111,33 @@ export class NbdReplyDecoder {
   /** True between replies (nothing partially decoded). */
   get idle(): boolean {
     return this.#state === State.Header && this.#queue.lengthBytes === 0;
+  }
+
+  /**
+   * When the decoder is inside read data with nothing buffered: the memory the next bytes should
+   * be read into (from the sink's `dataSpace`), at most the rest of the data. Then call
+   * `acceptDirect(n)` after `n` bytes were read there.
+   */
+  directSpace(): Buffer | undefined {
+    if (this.#failure !== undefined || this.#queue.lengthBytes !== 0) return undefined;
+    if (this.#state !== State.SimpleData && this.#state !== State.ChunkData) return undefined;
+    return this.#sink.dataSpace?.(this.#cookie, this.#cursorBytes, this.#remainingBytes);
+  }
+
+  /** Accounts for `lengthBytes` of data read straight into the space from directSpace(). */
+  acceptDirect(lengthBytes: number): void {
+    if (lengthBytes > this.#remainingBytes)
+      throw new NbdError('NBD_PROTOCOL', 'direct read beyond the data', {
+        details: { lengthBytes },
+      });
+    this.#cursorBytes += lengthBytes;
+    this.#remainingBytes -= lengthBytes;
+    if (this.#remainingBytes === 0) this.#endChunk(this.#state === State.SimpleData);
+  }
+
+  /** Copies partially decoded bytes so the buffers they came in may be reused. */
+  retainBuffered(): void {
+    this.#queue.retain();
   }
 
   push(chunk: Buffer): void {

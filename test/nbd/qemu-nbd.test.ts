@@ -183,6 +183,20 @@ test('pool of 4 connections over a read-only export spreads reads and hashes lik
     for (const read of reads) hash.update(await read);
     assert.equal(hash.digest('hex'), await sha256File(rawCopy));
     await pool.close();
+    // The classic 'data'-event path (used under TLS) on a plain socket reads the same bytes, and
+    // reads split into many small requests land in one buffer.
+    const classic = await openNbdClient({
+      uri: server.uri,
+      directReads: false,
+      readRequestBytes: 96 * 1024,
+    });
+    const parts = [];
+    for (let offset = 0; offset < 64 * MiB; offset += 4 * MiB)
+      parts.push(classic.read(offset, 4 * MiB));
+    const again = createHash('sha256');
+    for (const part of parts) again.update(await part);
+    assert.equal(again.digest('hex'), await sha256File(rawCopy));
+    await classic.disconnect();
   } finally {
     await server.stop();
   }

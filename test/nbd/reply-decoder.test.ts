@@ -2,6 +2,7 @@
 // for every split of the stream; each checklist §11.2–§11.5 violation is a typed NBD_PROTOCOL error.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import {
   NBD_CMD_BLOCK_STATUS,
   NBD_CMD_FLUSH,
@@ -218,4 +219,77 @@ test('after a violation the decoder stays failed', () => {
   });
   assert.throws(() => decoder.push(simpleReply(1)), NbdError);
   assert.throws(() => decoder.push(Buffer.alloc(0)), NbdError);
+});
+
+test('direct reads: data read straight into the destination gives the same bytes as onData', () => {
+  // Destination buffers per cookie; the "socket" alternates staged pushes and direct reads of
+  // random sizes, as SocketInput does.
+  const readShapes = new Map<number, NbdRequestShape>([
+    [7, { command: NBD_CMD_READ, offsetBytes: 8192, lengthBytes: 3000 }],
+    [8, { command: NBD_CMD_READ, offsetBytes: 0, lengthBytes: 5000 }],
+  ]);
+  const a = Buffer.alloc(3000);
+  const b = Buffer.alloc(5000);
+  for (let i = 0; i < a.length; i += 1) a[i] = (i * 13) & 0xff;
+  for (let i = 0; i < b.length; i += 1) b[i] = (i * 29 + 1) & 0xff;
+  const bytes = Buffer.concat([
+    dataChunk(7, 8192 + 1000, a.subarray(1000), false),
+    simpleReply(8, 0, b),
+    dataChunk(7, 8192, a.subarray(0, 1000), true),
+  ]);
+  fc.assert(
+    fc.property(
+      fc.array(fc.integer({ min: 1, max: 700 }), { minLength: 1, maxLength: 40 }),
+      (sizes) => {
+        const targets = new Map<number, Buffer>([
+          [7, Buffer.alloc(3000)],
+          [8, Buffer.alloc(5000)],
+        ]);
+        const live = new Map(readShapes);
+        const done: number[] = [];
+        const decoder = new NbdReplyDecoder({
+          sink: {
+            onSimpleReply: () => undefined,
+            onDataChunk: () => undefined,
+            onData: (c, o, d) =>
+              d.copy(targets.get(c) ?? Buffer.alloc(0), o - (live.get(c)?.offsetBytes ?? 0)),
+            dataSpace: (c, o, max) => {
+              const at = o - (live.get(c)?.offsetBytes ?? 0);
+              return targets.get(c)?.subarray(at, at + max);
+            },
+            onHole: () => undefined,
+            onBlockStatus: () => undefined,
+            onError: () => undefined,
+            onDone: (c) => {
+              live.delete(c);
+              done.push(c);
+            },
+          },
+          lookup: (cookie) => live.get(cookie),
+          structuredReplies: true,
+        });
+        const staging = Buffer.alloc(700);
+        let at = 0;
+        for (let step = 0; at < bytes.length; step += 1) {
+          const size = sizes[step % sizes.length] ?? 1;
+          const space = decoder.directSpace();
+          const n = Math.min(size, bytes.length - at, space?.length ?? size);
+          if (space !== undefined) {
+            bytes.copy(space, 0, at, at + n);
+            decoder.acceptDirect(n);
+          } else {
+            bytes.copy(staging, 0, at, at + n);
+            decoder.push(staging.subarray(0, n));
+            decoder.retainBuffered();
+            staging.fill(0xee); // the staging buffer is reused: retained bytes must be copies
+          }
+          at += n;
+        }
+        assert.deepEqual(done, [8, 7]);
+        assert.ok(targets.get(7)?.equals(a));
+        assert.ok(targets.get(8)?.equals(b));
+      },
+    ),
+    { numRuns: 300 },
+  );
 });

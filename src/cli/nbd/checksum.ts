@@ -5,17 +5,25 @@
 import { createHash } from 'node:crypto';
 import { MiB } from '../../core/index.ts';
 import type { NbdPool } from '../../nbd/index.ts';
+import { Sha256Worker } from './sha256-worker.ts';
 
 export const CHECKSUM_REQUEST_BYTES = 2 * MiB;
 
 export async function sha256OfNbdExport(
   pool: NbdPool,
-  options: { requestBytes?: number; windowBytes?: number; signal?: AbortSignal } = {},
+  options: {
+    requestBytes?: number;
+    windowBytes?: number;
+    signal?: AbortSignal;
+    /** 'worker' (default): hash on a worker thread while reading; 'main': on this thread. */
+    hashOn?: 'worker' | 'main';
+  } = {},
 ): Promise<string> {
   const requestBytes = Math.min(options.requestBytes ?? CHECKSUM_REQUEST_BYTES, pool.maxIoBytes);
   const windowBytes = options.windowBytes ?? pool.maxInFlightBytes;
   const sizeBytes = pool.info.sizeBytes;
-  const hash = createHash('sha256');
+  const worker = (options.hashOn ?? 'worker') === 'worker' ? new Sha256Worker() : undefined;
+  const hash = worker === undefined ? createHash('sha256') : undefined;
   const queue: Promise<Buffer>[] = [];
   let nextOffset = 0;
   const refill = () => {
@@ -29,12 +37,18 @@ export async function sha256OfNbdExport(
       nextOffset += requestBytes;
     }
   };
-  refill();
-  for (let read = queue.shift(); read !== undefined; read = queue.shift()) {
-    options.signal?.throwIfAborted();
-    const data = await read;
+  try {
     refill();
-    hash.update(data);
+    for (let read = queue.shift(); read !== undefined; read = queue.shift()) {
+      options.signal?.throwIfAborted();
+      const data = await read;
+      refill();
+      if (worker !== undefined) await worker.update(data);
+      else hash?.update(data);
+    }
+    return worker !== undefined ? await worker.digest() : (hash?.digest('hex') ?? '');
+  } catch (error) {
+    await worker?.destroy();
+    throw error;
   }
-  return hash.digest('hex');
 }

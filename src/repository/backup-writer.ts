@@ -143,7 +143,9 @@ async function writeDisk(
     chainId = baseEntry.chainId;
     const chain = await ChainState.load(store, vmId, chainId);
     baseFold = await repository.foldDisk(vmId, baseEntry, chain);
-    chainLength = baseFold.indexes.length + 1;
+    // Backups written to the chain since its key, merged ones included (the key interval counts
+    // these: merges keep old blocks alive in the key, only a new key bounds their life).
+    chainLength = baseEntry.chainLength + 1;
     baseSeq = baseEntry.seq;
     seq = chain.maxSeq + 1;
     if (seq > MAX_SEQ)

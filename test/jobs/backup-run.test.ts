@@ -125,9 +125,9 @@ test('key, deltas, key interval, retention merges; every kept point restores bit
   );
   const delta = logs[1]?.machines[0]?.disks[0];
   assert.equal(delta?.read, 'delta');
-  assert.equal(delta?.changeTracker, 'fake');
+  assert.equal(delta.changeTracker, 'fake');
   // 70 KiB written at offset 200 KiB + 5 touches blocks 3..4 (64 KiB blocks).
-  assert.equal(delta?.blocksRead, 2);
+  assert.equal(delta.blocksRead, 2);
   assert.ok(
     (logs[3]?.machines[0]?.retention[0]?.removed ?? 0) >= 1,
     'retention removed the oldest point',
@@ -172,7 +172,7 @@ test('a new remote gets a key without forcing keys on the other; a failing remot
   );
   const disk0 = seeded.machines[0]?.disks[0];
   assert.equal(disk0?.read, 'full', 'the whole disk was read once for remote b');
-  assert.equal(disk0?.remotes[0]?.blocksWritten, 1, 'remote a stored only the changed block');
+  assert.equal(disk0.remotes[0]?.blocksWritten, 1, 'remote a stored only the changed block');
   const hashNow = sha(hypervisor.read('vm1', 'd0'));
   for (const target of [a, b]) {
     const last = (await target.repository.listPoints('vm1')).at(-1);
@@ -208,7 +208,7 @@ test('a new remote gets a key without forcing keys on the other; a failing remot
     ['a:success', 'b:success', 'c:failure'],
   );
   assert.equal(
-    partial.machines[0]?.disks[0]?.read,
+    partial.machines[0].disks[0].read,
     'full',
     'c had no base, so the disk was read fully once',
   );
@@ -265,7 +265,7 @@ test('every remote failing fails the machine and aborts the point: the next run 
   const disk0 = next.machines[0]?.disks[0];
   assert.equal(disk0?.read, 'delta');
   assert.deepEqual(
-    disk0?.blocksRead,
+    disk0.blocksRead,
     2,
     'the changes of the failed run (block 5) and of now (block 9)',
   );
@@ -275,4 +275,41 @@ test('every remote failing fails the machine and aborts the point: the next run 
     await restoreHash(a, 'vm1', last.pointId, 'd0', 2 * MiB),
     sha(hypervisor.read('vm1', 'd0')),
   );
+});
+
+test('the key interval counts backups since the key even when retention merged them away', async () => {
+  const { hypervisor, clock, job } = setup();
+  const a = await remote('a');
+  const short = {
+    ...job,
+    remotes: ['a'],
+    schedules: [
+      {
+        ...job.schedules[0],
+        id: 'night',
+        cron: '0 2 * * *',
+        timezone: 'UTC',
+        enabled: true,
+        forceFull: false,
+        exportRetention: 2,
+      },
+    ],
+  };
+  const kinds: string[] = [];
+  for (let run = 0; run < 6; run += 1) {
+    hypervisor.write('vm1', 'd0', run * BLOCK, Buffer.alloc(10, run + 1));
+    clock.advance(86_400_000);
+    const log = await runBackup({
+      job: short,
+      scheduleId: 'night',
+      trigger: 'schedule',
+      hypervisor,
+      remotes: [a],
+      clock,
+      events: new CollectingSink(),
+    });
+    kinds.push(log.machines[0]?.disks[0]?.remotes[0]?.kind ?? 'none');
+  }
+  assert.deepEqual(kinds, ['key', 'delta', 'delta', 'delta', 'key', 'delta']);
+  assert.equal((await a.repository.listPoints('vm1')).length, 2);
 });

@@ -118,6 +118,7 @@ export async function runBackup(options: BackupRunOptions): Promise<RunLog> {
             forceFull,
             fullInterval: job.settings.fullInterval,
             nbdConcurrency: job.settings.nbdConcurrency,
+            diskPerVmConcurrency: job.settings.diskPerVmConcurrency,
             preferNbd: job.settings.preferNbd,
             retention,
             limiter,

@@ -43,6 +43,8 @@ export interface MachineBackupOptions {
   readonly forceFull: boolean;
   readonly fullInterval: number;
   readonly nbdConcurrency: number;
+  /** Disks read at once (0 = all). */
+  readonly diskPerVmConcurrency: number;
   readonly preferNbd: boolean;
   readonly retention: RetentionPolicy | undefined;
   readonly limiter: RateLimiter | undefined;
@@ -319,6 +321,8 @@ async function transfer(
             ...(options.scheduleId === undefined ? {} : { scheduleId: options.scheduleId }),
             ...(states.last === undefined ? {} : { basePointId: states.last.pointId }),
             vm: { label: machine.label, hypervisor: machine.kind, references },
+            diskConcurrency:
+              options.diskPerVmConcurrency === 0 ? disks.length : options.diskPerVmConcurrency,
             disks,
             ...(options.signal === undefined ? {} : { signal: options.signal }),
           });

@@ -43,6 +43,8 @@ export interface BackupRequest {
   /** Base of the deltas (default: the newest restore point of the VM). */
   readonly basePointId?: string;
   readonly disks: readonly DiskBackupRequest[];
+  /** Disks written at once (default 1). */
+  readonly diskConcurrency?: number;
   /** Block puts in flight (default: the store's concurrency, at most 8). */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
@@ -84,14 +86,19 @@ export async function writeBackup(
       );
     }
   }
-  const entries: DiskEntry[] = [];
-  for (const disk of request.disks) {
-    checkId('diskId', disk.diskId);
-    const baseEntry =
-      disk.mode === 'delta' && base !== undefined ? findDisk(base, disk.diskId) : undefined;
-    const result = await writeDisk(repository, request, disk, baseEntry);
-    entries.push(result.entry);
-  }
+  for (const disk of request.disks) checkId('diskId', disk.diskId);
+  // Disks in parallel (`diskConcurrency`, default 1); entries keep the request's order.
+  const entries: DiskEntry[] = new Array<DiskEntry>(request.disks.length);
+  const diskSlots = new Semaphore(Math.max(1, request.diskConcurrency ?? 1));
+  await Promise.all(
+    request.disks.map((disk, i) =>
+      diskSlots.use(async () => {
+        const baseEntry =
+          disk.mode === 'delta' && base !== undefined ? findDisk(base, disk.diskId) : undefined;
+        entries[i] = (await writeDisk(repository, request, disk, baseEntry)).entry;
+      }),
+    ),
+  );
   const manifest = pointManifestSchema.parse({
     format: 'vmdelta-point',
     formatVersion: 1,

@@ -86,6 +86,52 @@ export function registerJob(program: Command, io: CliIo): void {
     });
   });
 
+  withAppOptions(
+    job
+      .command('edit <id>')
+      .description('change settings of an existing job (only the options given change)')
+      .option('--name <name>', 'display name')
+      .option('--remote <id>', 'replace the remotes (repeatable)', collect)
+      .option('--machine <id>', 'replace the machines (repeatable)', collect)
+      .option('--retention <n>', 'restore points kept per remote (every schedule)')
+      .option('--full-interval <n>', 'key backup interval (0 = never)')
+      .option('--nbd-concurrency <n>', 'NBD connections per disk')
+      .option('--concurrency <n>', 'machines in parallel')
+      .option('--max-export-rate <bytesPerSecond>', 'read rate limit (0 = none)')
+      .addHelpText(
+        'after',
+        '\nExample:\n  vmdelta job edit nightly --remote nas --remote s3 --full-interval 10',
+      ),
+  ).action(async (id: string, options: CreateOptions) => {
+    await withApp(options, async (app) => {
+      const current = app.job(id);
+      const number = (value: string | undefined, fallback: number): number =>
+        value === undefined ? fallback : Number(value);
+      const saved = app.saveJob({
+        ...current,
+        ...(options.name === undefined ? {} : { name: options.name }),
+        ...(options.remote === undefined ? {} : { remotes: options.remote }),
+        ...(options.machine === undefined
+          ? {}
+          : { machines: { ...current.machines, ids: options.machine } }),
+        schedules: current.schedules.map((s) => ({
+          ...s,
+          exportRetention: number(options.retention, s.exportRetention),
+        })),
+        settings: {
+          ...current.settings,
+          fullInterval: number(options.fullInterval, current.settings.fullInterval),
+          nbdConcurrency: number(options.nbdConcurrency, current.settings.nbdConcurrency),
+          concurrency: number(options.concurrency, current.settings.concurrency),
+          maxExportRate: number(options.maxExportRate, current.settings.maxExportRate),
+        },
+      });
+      if (options.json === true) printJson(io, saved);
+      else io.stdout.write(`job ${saved.id} updated\n`);
+      return Promise.resolve();
+    });
+  });
+
   withAppOptions(job.command('list').description('list jobs with their last run')).action(
     async (options: AppCliOptions) => {
       await withApp(options, async (app) => {

@@ -18,8 +18,8 @@ export function registerSource(program: Command, io: CliIo): void {
         'add (or replace) a QEMU source: running machines by QMP socket, stopped ones by image',
       )
       .option(
-        '--machine <id=qmpSocket>',
-        'a running machine and its QMP socket (repeatable)',
+        '--machine <id=qmpSocket[,nbd=socket]>',
+        "a running machine, its QMP socket and, if it already runs an NBD server, that server's unix socket (repeatable)",
         collect,
       )
       .option(
@@ -39,14 +39,21 @@ export function registerSource(program: Command, io: CliIo): void {
           {
             id: string;
             qmpSocket?: string;
+            nbdServer?: { transport: 'unix'; socketPath: string };
             images?: { id: string; path: string; format: 'qcow2' | 'raw' }[];
           }
         >();
         for (const spec of options.machine ?? []) {
-          const [machineId, socket] = spec.split('=', 2);
-          if (machineId === undefined || socket === undefined)
-            throw new Error(`--machine ${spec}: expected id=qmpSocket`);
-          machines.set(machineId, { id: machineId, qmpSocket: socket });
+          const match = /^([^=]+)=([^,]+)(?:,nbd=(.+))?$/.exec(spec);
+          if (match?.[1] === undefined || match[2] === undefined)
+            throw new Error(`--machine ${spec}: expected id=qmpSocket[,nbd=socket]`);
+          machines.set(match[1], {
+            id: match[1],
+            qmpSocket: match[2],
+            ...(match[3] === undefined
+              ? {}
+              : { nbdServer: { transport: 'unix' as const, socketPath: match[3] } }),
+          });
         }
         for (const spec of options.image ?? []) {
           const match = /^([^:=]+):([^=]+)=(.+)$/.exec(spec);

@@ -5,6 +5,7 @@ import {
   listBackups,
   pruneBackups,
   restoreToFiles,
+  restoreToSource,
   verifyBackups,
   type FileFormat,
 } from '../../app/index.ts';
@@ -88,6 +89,61 @@ export function registerBackup(program: Command, io: CliIo): void {
             `restored ${files.length} disk(s) at ${formatRate(total, Date.now() - startMs)}\n`,
           );
         }
+      });
+    },
+  );
+
+  withAppOptions(
+    backup
+      .command('restore-into')
+      .description(
+        "write a restore point back into a source's machine (a stopped machine's disks, same disk ids)",
+      )
+      .requiredOption('--remote <id>', 'remote')
+      .requiredOption('--vm <id>', 'machine the restore point belongs to')
+      .requiredOption('--point <id>', 'restore point')
+      .requiredOption('--source <id>', 'hypervisor source')
+      .option('--machine <id>', 'target machine (default: the same machine)')
+      .option('--disk <id...>', 'only these disks'),
+  ).action(
+    async (
+      options: AppCliOptions & {
+        remote: string;
+        vm: string;
+        point: string;
+        source: string;
+        machine?: string;
+        disk?: string[];
+      },
+    ) => {
+      await withApp(options, async (app) => {
+        const points = await listBackups(app, options.remote, options.vm);
+        const point = points.find((p) => p.pointId === options.point);
+        if (point === undefined)
+          throw new Error(
+            `no restore point ${options.point} of ${options.vm} on ${options.remote}`,
+          );
+        const diskIds = options.disk ?? point.disks.map((d) => d.diskId);
+        const restored = await restoreToSource(app, {
+          remoteId: options.remote,
+          vmId: options.vm,
+          pointId: options.point,
+          sourceId: options.source,
+          targets: diskIds.map((diskId) => ({
+            diskId,
+            target: {
+              kind: 'machine-disk' as const,
+              machineId: options.machine ?? options.vm,
+              diskId,
+            },
+          })),
+        });
+        if (options.json === true) printJson(io, restored);
+        else
+          for (const r of restored)
+            io.stdout.write(
+              `${r.location}\t${formatBytes(r.sizeBytes)}\t${r.writtenBlocks} blocks written\n`,
+            );
       });
     },
   );

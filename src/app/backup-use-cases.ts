@@ -87,6 +87,21 @@ export async function openRestoreSource(
   return openPointDisk(repository, vmId, pointId, diskId);
 }
 
+/** Runs `fn` on one disk of a restore point opened as a full DiskSource, closing it afterwards. */
+async function withRestoreSource<T>(
+  app: App,
+  point: { readonly remoteId: string; readonly vmId: string; readonly pointId: string },
+  diskId: string,
+  fn: (source: DiskSource) => Promise<T>,
+): Promise<T> {
+  const source = await openRestoreSource(app, point.remoteId, point.vmId, point.pointId, diskId);
+  try {
+    return await fn(source);
+  } finally {
+    await source.close();
+  }
+}
+
 async function pointDiskIds(
   app: App,
   remoteId: string,
@@ -139,35 +154,20 @@ export async function restoreToFiles(
     request.pointId,
     request.diskIds,
   )) {
-    const source = await openRestoreSource(
-      app,
-      request.remoteId,
-      request.vmId,
-      request.pointId,
-      diskId,
-    );
     const path = join(request.dir, `${request.vmId}-${diskId}.${request.format}`);
-    try {
-      if (request.format === 'vhd') {
-        await writeVhdFile(
-          source,
-          path,
-          request.signal === undefined ? {} : { signal: request.signal },
-        );
-      } else {
+    const signal = request.signal === undefined ? {} : { signal: request.signal };
+    const format = request.format;
+    const sizeBytes = await withRestoreSource(app, request, diskId, async (source) => {
+      if (format === 'vhd') await writeVhdFile(source, path, signal);
+      else
         await restoreIntoImageFile(
           source,
-          { kind: 'image-file', path, format: request.format },
-          {
-            qemuImg: 'qemu-img',
-            ...(request.signal === undefined ? {} : { signal: request.signal }),
-          },
+          { kind: 'image-file', path, format },
+          { qemuImg: 'qemu-img', ...signal },
         );
-      }
-    } finally {
-      await source.close();
-    }
-    restored.push({ diskId, path, format: request.format, sizeBytes: source.sizeBytes });
+      return source.sizeBytes;
+    });
+    restored.push({ diskId, path, format, sizeBytes });
   }
   return restored;
 }
@@ -187,24 +187,15 @@ export async function restoreToSource(
   const hypervisor = app.source(request.sourceId);
   const results: RestoredDisk[] = [];
   for (const { diskId, target } of request.targets) {
-    const source = await openRestoreSource(
-      app,
-      request.remoteId,
-      request.vmId,
-      request.pointId,
-      diskId,
-    );
-    try {
-      results.push(
-        await hypervisor.restoreDisk(
+    results.push(
+      await withRestoreSource(app, request, diskId, (source) =>
+        hypervisor.restoreDisk(
           source,
           target,
           request.signal === undefined ? {} : { signal: request.signal },
         ),
-      );
-    } finally {
-      await source.close();
-    }
+      ),
+    );
   }
   return results;
 }

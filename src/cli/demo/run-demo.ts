@@ -141,34 +141,30 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<DemoResu
       say(`  ${p.pointId}  ${p.disks.map((d) => `${d.diskId}:${d.kind}`).join(' ')}`);
 
     const restores: DemoRestoreCheck[] = [];
-    const newest = points.at(-1);
-    const older = points[0];
-    for (const point of [newest, older]) {
-      if (point === undefined) continue;
+    const restoreAndCheck = async (remoteId: string, pointId: string): Promise<void> => {
+      if (app === undefined) throw new Error('app closed');
       const startMs = Date.now();
       const files = await restoreToFiles(app, {
-        remoteId: 'local',
+        remoteId,
         vmId: machine.id,
-        pointId: point.pointId,
-        dir: join(dir, 'restore', point.pointId),
+        pointId,
+        dir: join(dir, 'restore', remoteId, pointId),
         format: 'raw',
       });
       for (const file of files) {
         const restoredSha256 = await sha256File(file.path);
-        const expectedSha256 = expected.get(point.pointId)?.get(file.diskId) ?? '(unknown)';
-        restores.push({
-          pointId: point.pointId,
-          diskId: file.diskId,
-          remoteId: 'local',
-          expectedSha256,
-          restoredSha256,
-        });
+        const expectedSha256 = expected.get(pointId)?.get(file.diskId) ?? '(unknown)';
+        restores.push({ pointId, diskId: file.diskId, remoteId, expectedSha256, restoredSha256 });
         say(
-          `restore ${point.pointId} ${file.diskId}: sha256 ${restoredSha256.slice(0, 16)}… ${restoredSha256 === expectedSha256 ? 'matches the disk at backup time' : 'DIFFERS'}`,
+          `restore ${remoteId} ${pointId} ${file.diskId}: sha256 ${restoredSha256.slice(0, 16)}… ${restoredSha256 === expectedSha256 ? 'matches the disk at backup time' : 'DIFFERS'}`,
         );
       }
       say(`  (restored in ${formatDurationMs(Date.now() - startMs)})`);
-    }
+    };
+    const newest = points.at(-1);
+    const older = points[0];
+    for (const point of [newest, older])
+      if (point !== undefined) await restoreAndCheck('local', point.pointId);
 
     say('\n== initial seed: copy the backups to a second remote, point the job at it, run again');
     const copied = await copyBackups(app, { from: 'local', to: 'seeded', vmId: machine.id });
@@ -178,29 +174,7 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<DemoResu
     app.saveJob({ ...config.jobs[0], remotes: ['seeded'] });
     const seededRun = await backup('run 6, on the seeded remote', 6, 6);
     const seededNewest = (await listBackups(app, 'seeded', machine.id)).at(-1);
-    if (seededNewest !== undefined) {
-      const files = await restoreToFiles(app, {
-        remoteId: 'seeded',
-        vmId: machine.id,
-        pointId: seededNewest.pointId,
-        dir: join(dir, 'restore-seeded'),
-        format: 'raw',
-      });
-      for (const file of files) {
-        const restoredSha256 = await sha256File(file.path);
-        const expectedSha256 = expected.get(seededNewest.pointId)?.get(file.diskId) ?? '(unknown)';
-        restores.push({
-          pointId: seededNewest.pointId,
-          diskId: file.diskId,
-          remoteId: 'seeded',
-          expectedSha256,
-          restoredSha256,
-        });
-        say(
-          `restore from "seeded" ${file.diskId}: ${restoredSha256 === expectedSha256 ? 'bit-exact' : 'DIFFERS'}`,
-        );
-      }
-    }
+    if (seededNewest !== undefined) await restoreAndCheck('seeded', seededNewest.pointId);
     const ok = restores.every((r) => r.expectedSha256 === r.restoredSha256);
     say(ok ? '\nEvery restore is bit-exact. Demo finished.' : '\nSome restores differ!');
     return { runs, restores, pointsOnFirstRemote: points.length, seededRun, dir };

@@ -20,6 +20,7 @@ import {
   type VerifyResult,
 } from '../repository/index.ts';
 import { writeVhdFile } from '../vhd/index.ts';
+import { countDisk } from '../jobs/index.ts';
 import type { App } from './app.ts';
 import { AppError } from './errors.ts';
 
@@ -143,6 +144,8 @@ export async function restoreToFiles(
     dir: string;
     format: FileFormat;
     signal?: AbortSignal;
+    /** Called as blocks are restored (at most every 250 ms per disk). */
+    onProgress?: (diskId: string, bytesDone: number, bytesTotal: number) => void;
   },
 ): Promise<RestoredFile[]> {
   await mkdir(request.dir, { recursive: true });
@@ -157,7 +160,15 @@ export async function restoreToFiles(
     const path = join(request.dir, `${request.vmId}-${diskId}.${request.format}`);
     const signal = request.signal === undefined ? {} : { signal: request.signal };
     const format = request.format;
-    const sizeBytes = await withRestoreSource(app, request, diskId, async (source) => {
+    const sizeBytes = await withRestoreSource(app, request, diskId, async (point) => {
+      const counters = { bytesRead: 0, blocksRead: 0 };
+      const progress = request.onProgress;
+      const source =
+        progress === undefined
+          ? point
+          : countDisk(point, counters, () =>
+              progress(diskId, counters.bytesRead, point.blocks.count * point.blockSizeBytes),
+            );
       if (format === 'vhd') await writeVhdFile(source, path, signal);
       else
         await restoreIntoImageFile(

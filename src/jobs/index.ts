@@ -11,3 +11,4 @@ export * from './job-events.ts';
 export * from './remote-state.ts';
 export * from './machine-backup.ts';
 export * from './backup-run.ts';
+export * from './counting-disk.ts';

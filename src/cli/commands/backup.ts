@@ -79,7 +79,16 @@ export function registerBackup(program: Command, io: CliIo): void {
           dir: options.to,
           format: options.format as FileFormat,
           ...(options.disk === undefined ? {} : { diskIds: options.disk }),
+          ...(io.stderr.isTTY === true
+            ? {
+                onProgress: (diskId: string, doneBytes: number, totalBytes: number) =>
+                  io.stderr.write(
+                    `\r\x1b[2K  ${diskId}: ${formatBytes(doneBytes)} of ${formatBytes(totalBytes)} at ${formatRate(doneBytes, Date.now() - startMs)}`,
+                  ),
+              }
+            : {}),
         });
+        if (io.stderr.isTTY === true) io.stderr.write('\r\x1b[2K');
         if (options.json === true) printJson(io, files);
         else {
           const total = files.reduce((sum, f) => sum + f.sizeBytes, 0);

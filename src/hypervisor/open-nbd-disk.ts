@@ -3,7 +3,7 @@
  * `openNbdDisk` of src/disk (wired in app); tests pass a stand-in. Keeping it injected lets this
  * layer be built and tested without the NBD client, and lets tests count connections.
  */
-import type { DiskSource } from '../disk/index.ts';
+import type { DiskSink, DiskSource } from '../disk/index.ts';
 
 export interface NbdTransportInfo {
   readonly protocol: 'nbd';
@@ -37,3 +37,18 @@ export interface NbdDisk extends DiskSource {
  * `openNbdDisk` is assignable as is and `clientTls` is checked against it.
  */
 export type OpenNbdDisk<TTls = unknown> = (options: OpenNbdDiskOptions<TTls>) => Promise<NbdDisk>;
+
+export interface OpenNbdSinkOptions<TTls = unknown> {
+  readonly uri: string;
+  readonly tls?: TTls;
+  readonly connections?: number;
+  readonly maxInFlightBytes?: number;
+  readonly signal?: AbortSignal;
+}
+
+/** A writable NBD export as a DiskSink (src/disk NbdSink): the target of a restore. */
+export interface NbdSink extends DiskSink {
+  readonly transport: NbdTransportInfo;
+}
+
+export type OpenNbdSink<TTls = unknown> = (options: OpenNbdSinkOptions<TTls>) => Promise<NbdSink>;

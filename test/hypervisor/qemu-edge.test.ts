@@ -232,7 +232,7 @@ test('point-in-time exports over TCP with TLS (client certificate required)', as
   }
 });
 
-test('QMP connection lost during a point: abort fails typed and retryable, the next start cleans up and misses nothing', async () => {
+test('QMP connection lost during a point: abort reconnects and loses nothing; QEMU gone: typed, retryable failure', async () => {
   const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 8 * MiB });
   try {
     const hv = subject.hypervisor;
@@ -242,22 +242,24 @@ test('QMP connection lost during a point: abort fails typed and retryable, the n
     const p2 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
     await hv.close(); // the connection the point was made on is gone
     await subject.write('disk0', 3 * MiB, 4 * KiB, 0x62);
-    await assert.rejects(
-      p2.abort(),
-      (e: unknown) => isVmdeltaError(e) && e.code === 'HYPERVISOR_TEARDOWN_FAILED' && e.retryable,
-    );
-    assert.notDeepEqual(
-      await subject.leftovers(scope),
-      [],
-      'QEMU still has the export, job and overlay',
-    );
+    await p2.abort(); // on a new connection
+    assert.deepEqual(await subject.leftovers(scope), []);
     const p3 = await hv.startBackupPoint('vm1', delta(only(p1).reference));
     assert.equal(only(p3).plannedKind, 'delta');
     const read = await readPointDisk(only(p3));
     assert.deepEqual(read.blocks, [16, 48]);
     await p3.commit();
-    assert.deepEqual(await subject.leftovers(scope), []);
     assert.equal((await subject.references(scope)).length, 1);
+
+    const p4 = await hv.startBackupPoint('vm1', delta(only(p3).reference));
+    await subject.inspector.close();
+    process.kill(subject.qsd.pid, 'SIGKILL');
+    await stopPid(subject.qsd.pid);
+    await assert.rejects(
+      p4.abort(),
+      (e: unknown) => isVmdeltaError(e) && e.code === 'HYPERVISOR_TEARDOWN_FAILED' && e.retryable,
+    );
+    assert.equal(p4.state, 'aborted');
   } finally {
     await subject.close();
   }
@@ -295,5 +297,42 @@ test('a running raw disk gets a non-persistent bitmap: deltas while QEMU lives, 
     await hv.close();
     await qsd.stop();
     await tmp.remove();
+  }
+});
+
+test('two scopes (jobs) back up the same machine at once without touching each other', async () => {
+  const subject = await makeQemuSubject({ diskCount: 1, diskSizeBytes: 8 * MiB });
+  try {
+    const hv = subject.hypervisor;
+    const a1 = await hv.startBackupPoint('vm1', { scope: 'job-a', blockSizeBytes });
+    const b1 = await hv.startBackupPoint('vm1', { scope: 'job-b', blockSizeBytes });
+    await subject.write('disk0', 0, 4 * KiB, 0x71);
+    assert.equal(
+      (await readPointDisk(only(a1))).blocks.length,
+      0,
+      'a fresh disk: nothing allocated',
+    );
+    await b1.commit();
+    await a1.commit();
+    assert.equal((await subject.references('job-a')).length, 1);
+    assert.equal((await subject.references('job-b')).length, 1);
+    await subject.write('disk0', MiB, 4 * KiB, 0x72);
+    const a2 = await hv.startBackupPoint('vm1', {
+      scope: 'job-a',
+      blockSizeBytes,
+      disks: [{ diskId: 'disk0', previous: only(a1).reference }],
+    });
+    assert.deepEqual((await readPointDisk(only(a2))).blocks, [0, 16]);
+    await a2.commit();
+    const b2 = await hv.startBackupPoint('vm1', {
+      scope: 'job-b',
+      blockSizeBytes,
+      disks: [{ diskId: 'disk0', previous: only(b1).reference }],
+    });
+    assert.deepEqual((await readPointDisk(only(b2))).blocks, [0, 16]);
+    await b2.commit();
+    assert.deepEqual(await subject.leftovers(scope), []);
+  } finally {
+    await subject.close();
   }
 });

@@ -17,6 +17,7 @@ import { createImage, makeTempDir, qemuIo, requireTool, run, toRaw } from '../ha
 import { applyRead, expectedBlocks, readPointDisk } from './contract.ts';
 import { openDiskWithNbdTools } from './nbd-tools-disk.ts';
 import { runAndKill } from './qemu-subject.ts';
+import { openSinkWithNbdTools } from './nbd-tools-sink.ts';
 
 const scope = 'offline';
 const blockSizeBytes = 64 * KiB;
@@ -56,6 +57,8 @@ test('stopped machine: qcow2 deltas through qemu-nbd -B, raw read in full (no ch
   await qemuIo(raw, 'raw', ['write -P 0x22 1M 64k']);
   const machine: QemuMachineConfig = {
     id: 'stopped1',
+    // qemu-system is not running: its QMP socket is absent, so the images are used.
+    qmp: { socketPath: join(tmp.path, 'qemu-not-running.sock') },
     images: [
       { id: 'sys', path: qcow, format: 'qcow2' },
       { id: 'data', path: raw, format: 'raw' },
@@ -175,6 +178,15 @@ test('restore a key into new qcow2 and raw images and back into a stopped machin
     openDisk: openDiskWithNbdTools,
   });
   try {
+    const listed = await hv.listMachines();
+    assert.deepEqual(
+      listed.map((m) => [m.id, m.powerState, m.disks.length]),
+      [
+        ['m', 'stopped', 1],
+        ['live', 'unknown', 0],
+      ],
+      'an unreachable QEMU is listed, state unknown',
+    );
     const point = await hv.startBackupPoint('m', { scope, blockSizeBytes: 256 * KiB });
     const disk = point.disks[0] as PointDisk;
     for (const format of ['qcow2', 'raw'] as const) {
@@ -228,6 +240,67 @@ test('restore a key into new qcow2 and raw images and back into a stopped machin
     );
     assert.equal(restoredInPlace.location, qcow);
     await compareImages(before, 'raw', qcow, 'qcow2');
+  } finally {
+    await hv.close();
+    await tmp.remove();
+  }
+});
+
+test('restore through a writable qemu-nbd export: new qcow2, and in place keeping the bitmaps', async () => {
+  const tmp = await makeTempDir('vmd-rn-');
+  const qcow = join(tmp.path, 'vm.qcow2');
+  await createImage(qcow, 'qcow2', 4 * MiB);
+  await qemuIo(qcow, 'qcow2', ['write -P 0x5a 64k 100k', 'write -P 0x6b 3M 1M']);
+  const hv = new QemuHypervisor({
+    machines: [{ id: 'm', images: [{ id: 'd', path: qcow, format: 'qcow2' }] }],
+    scratchDir: join(tmp.path, 's'),
+    openDisk: openDiskWithNbdTools,
+    openSink: openSinkWithNbdTools,
+  });
+  try {
+    const point = await hv.startBackupPoint('m', { scope, blockSizeBytes });
+    const before = join(tmp.path, 'before.raw');
+    await toRaw(qcow, 'qcow2', before);
+    const fresh = join(tmp.path, 'fresh.qcow2');
+    const restored = await hv.restoreDisk(
+      (await (point.disks[0] as PointDisk).openSource()).source,
+      {
+        kind: 'image-file',
+        path: fresh,
+        format: 'qcow2',
+      },
+    );
+    assert.equal(restored.transport.protocol, 'nbd');
+    await compareImages(fresh, 'qcow2', qcow, 'qcow2');
+    await point.commit();
+    const reference = (point.disks[0] as PointDisk).reference;
+    // Damage the disk, then restore the key in place through NBD.
+    await qemuIo(qcow, 'qcow2', ['write -P 0xee 0 2M']);
+    const keySource = await new QemuHypervisor({
+      machines: [{ id: 'copy', images: [{ id: 'd', path: fresh, format: 'qcow2' }] }],
+      scratchDir: join(tmp.path, 's2'),
+      openDisk: openDiskWithNbdTools,
+    })
+      .startBackupPoint('copy', { scope: 'copy', blockSizeBytes })
+      .then(async (p) => {
+        const source = (await (p.disks[0] as PointDisk).openSource()).source;
+        const data = new Map<number, Buffer>();
+        for await (const block of source.readBlocks()) data.set(block.index, block.data);
+        await p.abort();
+        return new MemoryDisk({ sizeBytes: source.sizeBytes, blockSizeBytes, data });
+      });
+    await hv.restoreDisk(keySource, { kind: 'machine-disk', machineId: 'm', diskId: 'd' });
+    await compareImages(before, 'raw', qcow, 'qcow2');
+    assert.deepEqual(await bitmapsOf(qcow), [reference.token], 'the bitmap survived and recorded');
+    const next = await hv.startBackupPoint('m', {
+      scope,
+      blockSizeBytes,
+      disks: [{ diskId: 'd', previous: reference }],
+    });
+    assert.equal((next.disks[0] as PointDisk).plannedKind, 'delta');
+    const read = await readPointDisk(next.disks[0] as PointDisk);
+    assert.equal(read.blocks.length, 64, 'an in-place restore rewrites every block');
+    await next.commit();
   } finally {
     await hv.close();
     await tmp.remove();

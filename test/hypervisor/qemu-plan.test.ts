@@ -149,13 +149,8 @@ test('discoverDisks: devices first (qemu-system), else top format nodes (storage
   assert.deepEqual(
     viaDevices.map((d) => [d.id, d.nodeName, d.filename, d.persistentBitmaps]),
     [
-      [
-        '/machine/peripheral/virtio-disk0/virtio-backend',
-        'libvirt-1-format',
-        '/img/vda.qcow2',
-        true,
-      ],
       ['drive-virtio-disk1', 'libvirt-3-format', '/img/vdb.raw', false],
+      ['virtio-disk0', 'libvirt-1-format', '/img/vda.qcow2', true],
     ],
   );
   // Storage daemon: no devices; backing images, protocol nodes, implicit and our nodes excluded.

@@ -52,6 +52,13 @@ function toDisk(id: string, node: BlockNode): QemuDisk {
   };
 }
 
+/** `/machine/peripheral/virtio-disk0/virtio-backend` → `virtio-disk0` (the device's id). */
+export function qdevId(qdev: string | undefined): string | undefined {
+  if (qdev === undefined || qdev === '') return undefined;
+  const match = /^\/machine\/peripheral(?:-anon)?\/([^/]+)/.exec(qdev);
+  return match?.[1] ?? qdev;
+}
+
 export function discoverDisks(
   nodes: readonly BlockNode[],
   devices: readonly BlockDevice[],
@@ -71,7 +78,7 @@ export function discoverDisks(
     for (const device of withMedium) {
       const node = byName.get(device.nodeName ?? '');
       if (node === undefined) continue;
-      const id = device.device !== '' ? device.device : (device.qdev ?? node.nodeName);
+      const id = device.device !== '' ? device.device : (qdevId(device.qdev) ?? node.nodeName);
       disks.push(toDisk(id, node));
     }
     return disks.sort((a, b) => a.id.localeCompare(b.id));

@@ -41,7 +41,10 @@ const execFileAsync = promisify(execFile);
 export const bitmapGranularityBytes = 64 * KiB;
 
 export interface LivePointContext<TTls = unknown> {
+  /** The connection the point is taken on. */
   readonly client: QmpClient;
+  /** A connected client later on (commit, abort): reconnects if the first connection was lost. */
+  readonly reconnect: () => Promise<QmpClient>;
   readonly machineId: string;
   readonly scope: string;
   readonly scratchDir: string;
@@ -181,18 +184,28 @@ export async function startLivePoint<TTls>(
       }
       state = next;
       try {
-        const failures = await teardown(client, temporaries, { timeoutMs: context.timeoutMs });
-        await releaseNbdServer(client, server, context.nbdServer).catch((error: unknown) =>
-          failures.push(`nbd server: ${describeError(error)}`),
-        );
-        const actions =
-          next === 'committed'
-            ? await commitActions(client, items, newBitmap, scope)
-            : abortActions(items, newBitmap);
-        if (actions.length > 0) {
-          await client.execute('transaction', { actions }).catch((error: unknown) => {
+        const failures: string[] = [];
+        // Objects are found by name, so a new connection tears down as well as the first one.
+        const current = await context.reconnect().catch((error: unknown) => {
+          failures.push(`QMP: ${describeError(error)}`);
+          return undefined;
+        });
+        if (current !== undefined) {
+          failures.push(
+            ...(await teardown(current, temporaries, { timeoutMs: context.timeoutMs })),
+          );
+          await releaseNbdServer(current, server, context.nbdServer).catch((error: unknown) =>
+            failures.push(`nbd server: ${describeError(error)}`),
+          );
+          try {
+            const actions =
+              next === 'committed'
+                ? await commitActions(current, items, newBitmap, scope)
+                : abortActions(items, newBitmap);
+            if (actions.length > 0) await current.execute('transaction', { actions });
+          } catch (error) {
             failures.push(`bitmaps: ${describeError(error)}`);
-          });
+          }
         }
         if (failures.length > 0) {
           throw new HypervisorError(

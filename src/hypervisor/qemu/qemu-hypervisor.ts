@@ -20,10 +20,10 @@ import type {
   RestoredMachine,
   RestoreOptions,
 } from '../hypervisor.ts';
-import type { OpenNbdDisk } from '../open-nbd-disk.ts';
+import type { OpenNbdDisk, OpenNbdSink } from '../open-nbd-disk.ts';
 import { validatePointRequest } from '../request.ts';
 import { discoverDisks, type PinnedDisk, type QemuDisk } from './discovery.ts';
-import { qmpErrorClass } from './errors.ts';
+import { QmpError, qmpErrorClass } from './errors.ts';
 import { cleanupTemporaries, foldStrayBitmaps } from './leftovers.ts';
 import { qemuDiskInfo, startLivePoint, type LiveDiskPlan } from './live-point.ts';
 import type { QemuNbdServerConfig } from './nbd-server.ts';
@@ -32,7 +32,13 @@ import { planDisk } from './plan.ts';
 import { QmpSession, type QmpSessionOptions } from './qmp-session.ts';
 import { parseBlockDevices, parseBlockNodes } from './qmp-types.ts';
 import type { QmpAddress } from './qmp-client.ts';
-import { restoreDiskToImage, restoreIntoImageFile } from './restore.ts';
+import {
+  restoreDiskToImage,
+  restoreIntoImageFile,
+  restoreThroughNbd,
+  type NbdRestoreOptions,
+} from './restore.ts';
+import { imageInfo } from './qemu-tools.ts';
 
 export interface QemuMachineConfig {
   readonly id: string;
@@ -43,7 +49,10 @@ export interface QemuMachineConfig {
   readonly disks?: readonly PinnedDisk[];
   /** NBD server for the point-in-time exports (default: unix socket in the scratch folder). */
   readonly nbdServer?: QemuNbdServerConfig;
-  /** Stopped machine: its disk images. */
+  /**
+   * Its disk images: a machine without `qmp` is always stopped; with both, it is stopped while
+   * its QMP socket refuses connections, and backed up from these images then.
+   */
   readonly images?: readonly QemuImageConfig[];
 }
 
@@ -52,6 +61,12 @@ export interface QemuHypervisorOptions<TTls = unknown> {
   /** Fleecing overlays, sockets and pid files: one sub-folder per machine. Short path (sockets). */
   readonly scratchDir: string;
   readonly openDisk: OpenNbdDisk<TTls>;
+  /**
+   * Writable NBD target (src/disk openNbdSink): restores then go through a writable qemu-nbd
+   * export of the target image. Without it, restores write a sparse raw file (qemu-img convert
+   * for qcow2).
+   */
+  readonly openSink?: OpenNbdSink<TTls>;
   /** TLS settings handed to openDisk for TCP+TLS exports. */
   readonly clientTls?: TTls;
   readonly logger?: Logger;
@@ -79,13 +94,27 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
 
   async listMachines(): Promise<readonly MachineInfo[]> {
     const machines: MachineInfo[] = [];
-    for (const config of this.#options.machines) machines.push(await this.getMachine(config.id));
+    for (const config of this.#options.machines) {
+      try {
+        machines.push(await this.getMachine(config.id));
+      } catch (error) {
+        // One unreachable QEMU does not hide the others: it is listed, state unknown.
+        if (!(error instanceof QmpError && error.code === 'QMP_CONNECT_FAILED')) throw error;
+        machines.push({
+          id: config.id,
+          label: config.label ?? config.id,
+          kind: 'qemu',
+          powerState: 'unknown',
+          disks: [],
+        });
+      }
+    }
     return machines;
   }
 
   async getMachine(machineId: string): Promise<MachineInfo> {
     const config = this.#config(machineId);
-    if (config.qmp === undefined) {
+    if (!(await this.#isRunning(config))) {
       const disks = [];
       for (const image of config.images ?? [])
         disks.push(await offlineDiskInfo(image, this.#qemuImg()));
@@ -122,7 +151,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     };
     try {
       const scratchDir = this.#scratch(config);
-      if (config.qmp === undefined) {
+      if (!(await this.#isRunning(config))) {
         const images = config.images ?? [];
         const requests = validatePointRequest(
           request,
@@ -208,6 +237,8 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
       return await startLivePoint(
         {
           client,
+          // Always the machine's current session: a QMP monitor serves one client at a time.
+          reconnect: () => this.#session(config).client(),
           machineId,
           scope: request.scope,
           scratchDir,
@@ -239,6 +270,15 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     target: DiskRestoreTarget,
     options: RestoreOptions = {},
   ): Promise<RestoredDisk> {
+    const openSink = this.#options.openSink;
+    if (target.kind === 'image-file' && openSink !== undefined) {
+      const done = await restoreThroughNbd(
+        source,
+        { path: target.path, format: target.format, create: true },
+        this.#nbdRestoreOptions(openSink, options),
+      );
+      return { target, location: target.path, sizeBytes: source.sizeBytes, ...done };
+    }
     if (target.kind === 'image-file') {
       return restoreIntoImageFile(source, target, {
         qemuImg: this.#qemuImg(),
@@ -247,7 +287,7 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
     }
     if (target.kind === 'machine-disk') {
       const config = this.#config(target.machineId);
-      if (config.qmp !== undefined) {
+      if (await this.#isRunning(config)) {
         throw new HypervisorError(
           'HYPERVISOR_MACHINE_RUNNING',
           `machine ${config.id} is running (QMP); restore into a new image or stop it first`,
@@ -259,6 +299,20 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
           'HYPERVISOR_DISK_NOT_FOUND',
           `machine ${config.id} has no disk ${target.diskId}`,
         );
+      }
+      if (openSink !== undefined) {
+        const info = await imageInfo(this.#qemuImg(), image.path);
+        if (info.virtualSizeBytes !== source.sizeBytes) {
+          throw new HypervisorError('HYPERVISOR_SIZE_MISMATCH', `${image.path} differs in size`, {
+            details: { sourceSizeBytes: source.sizeBytes, diskSizeBytes: info.virtualSizeBytes },
+          });
+        }
+        const done = await restoreThroughNbd(
+          source,
+          { path: image.path, format: image.format, create: false },
+          this.#nbdRestoreOptions(openSink, options),
+        );
+        return { target, location: image.path, sizeBytes: source.sizeBytes, ...done };
       }
       return restoreDiskToImage(source, target, image, {
         qemuImg: this.#qemuImg(),
@@ -288,6 +342,37 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
   async close(): Promise<void> {
     for (const session of this.#sessions.values()) await session.close();
     this.#sessions.clear();
+  }
+
+  /**
+   * Whether to treat the machine as running (QMP). A machine configured with both a QMP socket
+   * and images is stopped when its QMP socket refuses connections (qemu-system not started).
+   */
+  async #isRunning(config: QemuMachineConfig): Promise<boolean> {
+    if (config.qmp === undefined) return false;
+    if (config.images === undefined || config.images.length === 0) return true;
+    try {
+      await this.#session(config).client();
+      return true;
+    } catch (error) {
+      if (error instanceof QmpError && error.code === 'QMP_CONNECT_FAILED') return false;
+      throw error;
+    }
+  }
+
+  #nbdRestoreOptions(
+    openSink: OpenNbdSink<TTls>,
+    options: RestoreOptions,
+  ): NbdRestoreOptions<TTls> {
+    return {
+      qemuImg: this.#qemuImg(),
+      qemuNbd: this.#options.tools?.qemuNbd ?? 'qemu-nbd',
+      openSink,
+      ...(this.#options.clientTls === undefined ? {} : { clientTls: this.#options.clientTls }),
+      socketDir: join(this.#options.scratchDir, 'restore'),
+      ...(options.connections === undefined ? {} : { connections: options.connections }),
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    };
   }
 
   #config(machineId: string): QemuMachineConfig {

@@ -81,8 +81,11 @@ export async function startQemuNbdExport(options: {
   pidFile: string;
   bitmap?: string;
   shared: number;
+  /** Writable export (restores); read-only otherwise. */
+  writable?: boolean;
 }): Promise<QemuNbdProcess> {
-  const args = ['-r', '-t', '-e', String(options.shared), '-f', options.format];
+  const args = ['-t', '-e', String(options.shared), '-f', options.format];
+  if (options.writable !== true) args.unshift('-r');
   if (options.bitmap !== undefined) args.push('-B', options.bitmap);
   args.push('-x', options.exportName, '-k', options.socketPath, '--fork');
   args.push(`--pid-file=${options.pidFile}`, options.image);

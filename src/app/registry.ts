@@ -6,12 +6,13 @@
  */
 import { join } from 'node:path';
 import type { Clock, Logger } from '../core/index.ts';
-import { openNbdDisk } from '../disk/index.ts';
+import { openNbdDisk, openNbdSink } from '../disk/index.ts';
 import type { NbdTlsOptions } from '../nbd/index.ts';
 import {
   QemuHypervisor,
   type Hypervisor,
   type OpenNbdDisk,
+  type OpenNbdSink,
   type QemuNbdServerConfig,
 } from '../hypervisor/index.ts';
 import { Repository, RepositoryError } from '../repository/index.ts';
@@ -25,6 +26,18 @@ export const realOpenNbdDisk: OpenNbdDisk = (options) =>
     uri: options.uri,
     blockSizeBytes: options.blockSizeBytes,
     mode: options.mode,
+    ...(options.connections === undefined ? {} : { connections: options.connections }),
+    ...(options.tls === undefined ? {} : { tls: options.tls as NbdTlsOptions }),
+    ...(options.maxInFlightBytes === undefined
+      ? {}
+      : { maxInFlightBytes: options.maxInFlightBytes }),
+    ...(options.signal === undefined ? {} : { signal: options.signal }),
+  });
+
+/** The writable NBD client, for restores through a writable export. */
+export const realOpenNbdSink: OpenNbdSink = (options) =>
+  openNbdSink({
+    uri: options.uri,
     ...(options.connections === undefined ? {} : { connections: options.connections }),
     ...(options.tls === undefined ? {} : { tls: options.tls as NbdTlsOptions }),
     ...(options.maxInFlightBytes === undefined
@@ -80,6 +93,7 @@ export function openSource(
   return new QemuHypervisor({
     scratchDir: source.scratchDir ?? join(options.dataDir, 'scratch', source.id),
     openDisk: options.openDisk ?? realOpenNbdDisk,
+    openSink: realOpenNbdSink,
     machines: source.machines.map((machine) => ({
       id: machine.id,
       ...(machine.label === undefined ? {} : { label: machine.label }),

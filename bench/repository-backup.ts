@@ -17,7 +17,7 @@ import { LocalObjectStore } from '../src/storage/index.ts';
 import { openPointDisk, Repository, writeBackup } from '../src/repository/index.ts';
 
 const BLOCK = 2 * MiB;
-const SIZE = 4 * GiB;
+const SIZE = Number(process.env['BENCH_GIB'] ?? 4) * GiB;
 const BLOCKS = SIZE / BLOCK;
 
 async function corpus(targetBytes: number): Promise<Buffer> {
@@ -120,7 +120,11 @@ async function main(): Promise<void> {
 
     const store = new LocalObjectStore(join(work, 'repo'));
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
-    const repo = await Repository.init(store, { blockWorkers });
+    const compression =
+      process.env['COMPRESSION'] === 'none'
+        ? ({ codec: 'none' } as const)
+        : ({ codec: 'zstd', level: 1 } as const);
+    const repo = await Repository.init(store, { blockWorkers, compression });
     console.log(
       `block workers: ${blockWorkers}; load average ${loadavg()
         .map((l) => l.toFixed(1))
@@ -130,6 +134,7 @@ async function main(): Promise<void> {
     const source = await openRawFileSource(image, { blockSizeBytes: BLOCK });
     const key = await writeBackup(repo, {
       vmId: 'vm',
+      concurrency: Number(process.env['PUT_CONCURRENCY'] ?? 8),
       disks: [{ diskId: 'd', mode: 'key', source }],
     });
     await source.close();

@@ -86,15 +86,30 @@ export async function writeBackup(
       );
     }
   }
-  for (const disk of request.disks) checkId('diskId', disk.diskId);
-  // Disks in parallel (`diskConcurrency`, default 1); entries keep the request's order.
+  for (const disk of request.disks) {
+    checkId('diskId', disk.diskId);
+    if (
+      disk.mode === 'delta' &&
+      !(base?.disks.some((d) => d.diskId === disk.diskId) ?? false) &&
+      disk.source.kind !== 'full'
+    ) {
+      throw new RepositoryError(
+        'REPO_INVALID_REQUEST',
+        `disk ${disk.diskId} is not in the base point: it needs a full read to start its chain`,
+      );
+    }
+  }
+  // Disks in parallel (`diskConcurrency`, default 1); entries keep the request's order. A disk
+  // absent from the base (added to the VM since) starts its chain, from a full source.
   const entries: DiskEntry[] = new Array<DiskEntry>(request.disks.length);
   const diskSlots = new Semaphore(Math.max(1, request.diskConcurrency ?? 1));
   await Promise.all(
     request.disks.map((disk, i) =>
       diskSlots.use(async () => {
         const baseEntry =
-          disk.mode === 'delta' && base !== undefined ? findDisk(base, disk.diskId) : undefined;
+          disk.mode === 'delta' && base?.disks.some((d) => d.diskId === disk.diskId) === true
+            ? findDisk(base, disk.diskId)
+            : undefined;
         entries[i] = (await writeDisk(repository, request, disk, baseEntry)).entry;
       }),
     ),

@@ -56,6 +56,7 @@ export function keepsCompressed(payloadLengthBytes: number, plainLengthBytes: nu
 export class BlockEncoder {
   readonly #cctx: InstanceType<ZstdBinding['CCtx']> | undefined;
   readonly #level: number;
+  #scratch = Buffer.alloc(0);
 
   constructor(compression: CompressionConfig) {
     this.#level = compression.codec === 'zstd' ? compression.level : 0;
@@ -65,17 +66,20 @@ export class BlockEncoder {
   /** Encodes `data` (whose sha256 is `hash`) as a block object. */
   encode(data: Buffer, hash: Buffer): Buffer {
     if (this.#cctx !== undefined) {
-      const object = Buffer.allocUnsafe(
-        BLOCK_HEADER_BYTES + zstdBinding.compressBound(data.length),
-      );
+      // Compress into a reusable scratch buffer, then copy into an exact-size object: a highly
+      // compressible block must not pin a block-sized buffer while its put is in flight.
+      const bound = zstdBinding.compressBound(data.length);
+      if (this.#scratch.length < bound) this.#scratch = Buffer.allocUnsafe(bound);
       const payloadLengthBytes = this.#cctx.compress(
-        object.subarray(BLOCK_HEADER_BYTES),
+        this.#scratch.subarray(0, bound),
         data,
         this.#level,
       );
       if (keepsCompressed(payloadLengthBytes, data.length)) {
+        const object = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + payloadLengthBytes);
+        this.#scratch.copy(object, BLOCK_HEADER_BYTES, 0, payloadLengthBytes);
         writeBlockHeader(object, CODEC_ZSTD, data.length, payloadLengthBytes, hash);
-        return object.subarray(0, BLOCK_HEADER_BYTES + payloadLengthBytes);
+        return object;
       }
     }
     const object = Buffer.allocUnsafe(BLOCK_HEADER_BYTES + data.length);

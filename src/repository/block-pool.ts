@@ -26,6 +26,7 @@ const headroom = workerData.headroomBytes;
 const level = workerData.level;
 const cctx = level === null ? null : new zstd.CCtx();
 const dctx = new zstd.DCtx();
+let scratch = Buffer.alloc(0);
 const owns = (b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
 parentPort.on('message', (task) => {
   try {
@@ -36,20 +37,25 @@ parentPort.on('message', (task) => {
       let codec = 0;
       let payloadBytes = data.length;
       if (cctx !== null) {
-        out = Buffer.allocUnsafe(headroom + zstd.compressBound(data.length));
-        const compressedBytes = cctx.compress(out.subarray(headroom), data, level);
+        const bound = zstd.compressBound(data.length);
+        if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
+        const compressedBytes = cctx.compress(scratch.subarray(0, bound), data, level);
         if (compressedBytes <= data.length * (1 - workerData.minSaving)) {
           codec = 1;
           payloadBytes = compressedBytes;
+          out = Buffer.allocUnsafeSlow(headroom + compressedBytes);
+          scratch.copy(out, headroom, 0, compressedBytes);
         }
       }
       if (codec === 0) {
-        out = Buffer.allocUnsafe(headroom + data.length);
+        out = Buffer.allocUnsafeSlow(headroom + data.length);
         data.copy(out, headroom);
       }
       parentPort.postMessage(
         { id: task.id, hash, out, codec, payloadBytes },
-        owns(out) ? [out.buffer] : [],
+        // The input goes back too: dead buffers are then collected by the main thread, which
+        // collects often, instead of piling up in this isolate until its next GC.
+        [out.buffer, data.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === out.buffer ? owns(out) : owns(data))),
       );
     } else {
       const payload = Buffer.from(task.payload.buffer, task.payload.byteOffset, task.payload.byteLength);
@@ -57,7 +63,10 @@ parentPort.on('message', (task) => {
       const written = dctx.decompress(plain, payload);
       if (written !== task.lengthBytes) throw new Error('decompressed length mismatch');
       const hash = createHash('sha256').update(plain).digest();
-      parentPort.postMessage({ id: task.id, plain, hash }, owns(plain) ? [plain.buffer] : []);
+      parentPort.postMessage(
+        { id: task.id, plain, hash, input: payload },
+        [plain.buffer, payload.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === plain.buffer ? owns(plain) : owns(payload) || task.wholeBuffer)),
+      );
     }
   } catch (error) {
     parentPort.postMessage({ id: task.id, error: String(error && error.message || error) });

@@ -10,6 +10,7 @@ import { DATA_PREFIX, DEFAULT_GC_SAFETY_WINDOW_MS } from './constants.ts';
 import { addIndexHashes } from './folded-disk.ts';
 import { parseDataKey, parsePointKey } from './keys.ts';
 import type { Repository } from './repository.ts';
+import { forEachLimited } from './limited.ts';
 
 export interface GcOptions {
   readonly safetyWindowMs?: number;
@@ -87,6 +88,14 @@ export async function collectGarbage(
     }
   };
 
+  const pendingDeletes: string[] = [];
+  const flush = async (): Promise<void> => {
+    const keys = pendingDeletes.splice(0);
+    await forEachLimited(keys, Math.min(16, store.properties.maxConcurrency), (key) =>
+      store.delete(key),
+    );
+  };
+
   for await (const info of store.list(DATA_PREFIX)) {
     const parsed = parseDataKey(info.key);
     if (parsed === undefined || unsafeVms.has(parsed.vmId)) continue;
@@ -110,9 +119,13 @@ export async function collectGarbage(
       keptYoungObjects += 1;
       continue;
     }
-    if (options.dryRun !== true) await store.delete(info.key);
+    if (options.dryRun !== true) {
+      pendingDeletes.push(info.key);
+      if (pendingDeletes.length >= 64) await flush();
+    }
     deletedObjects += 1;
     deletedBytes += info.sizeBytes;
   }
+  await flush();
   return { deletedObjects, deletedBytes, keptYoungObjects, skipped };
 }

@@ -17,6 +17,12 @@ export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete';
 export interface FaultPlan {
   /** After this many successful put/delete calls, every operation fails with a crash error. */
   readonly crashAfterMutations?: number;
+  /**
+   * Where the crash strikes the mutation that triggers it: 'before' (default) = the mutation is
+   * not performed; 'after' = it is performed on the inner store, then the crash is reported, as
+   * when a process dies after its write reached the remote but before it learned the outcome.
+   */
+  readonly crashPoint?: 'before' | 'after';
   /** Called before each operation; return an error to fail that operation. */
   readonly failWhen?: (operation: StoreOperation, key: string) => Error | undefined;
   /** Added before each operation. */
@@ -62,7 +68,7 @@ export class FaultInjectingStore implements ObjectStore {
     this.#mutations = 0;
   }
 
-  async #before(operation: StoreOperation, key: string): Promise<void> {
+  async #before(operation: StoreOperation, key: string): Promise<'crash-after' | undefined> {
     const { latencyMs, crashAfterMutations, failWhen } = this.#plan;
     if (latencyMs !== undefined && latencyMs > 0)
       await new Promise((r) => setTimeout(r, latencyMs));
@@ -70,16 +76,19 @@ export class FaultInjectingStore implements ObjectStore {
     const mutating = operation === 'put' || operation === 'delete';
     if (mutating && crashAfterMutations !== undefined && this.#mutations >= crashAfterMutations) {
       this.#crashed = true;
+      if (this.#plan.crashPoint === 'after') return 'crash-after';
       throw new SimulatedCrash(operation, key);
     }
     const error = failWhen?.(operation, key);
     if (error !== undefined) throw error;
     if (mutating) this.#mutations += 1;
+    return undefined;
   }
 
   async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
-    await this.#before('put', key);
+    const crash = await this.#before('put', key);
     await this.inner.put(key, body, options);
+    if (crash !== undefined) throw new SimulatedCrash('put', key);
   }
 
   async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
@@ -101,8 +110,9 @@ export class FaultInjectingStore implements ObjectStore {
   }
 
   async delete(key: string): Promise<void> {
-    await this.#before('delete', key);
+    const crash = await this.#before('delete', key);
     await this.inner.delete(key);
+    if (crash !== undefined) throw new SimulatedCrash('delete', key);
   }
 
   async close(): Promise<void> {

@@ -10,6 +10,7 @@
  *   exists, atomically, so of two racing writers exactly one wins, and the loser's bytes never
  *   become visible. (O_EXCL on the target itself would make an empty object visible before its
  *   content.) Filesystems without hard links make put-if-absent fail with STORAGE_IO.
+ * Backups are private: objects are created mode 0600 and folders 0700 (before the umask).
  * Folders are created on demand (and the parents of new folders fsynced); delete removes the
  * folders it leaves empty, best-effort. See local-paths.ts for key mapping and symlink rules and
  * local-list.ts for the listing order.
@@ -98,7 +99,8 @@ export class LocalObjectStore implements ObjectStore {
           }
           throw error;
         }
-        await unlink(temp);
+        // The object is committed; a leftover temp file is only garbage for the sweep.
+        await unlink(temp).catch(() => undefined);
       } else {
         await rename(temp, target);
       }
@@ -110,7 +112,7 @@ export class LocalObjectStore implements ObjectStore {
   }
 
   async #writeTemporary(temp: string, body: Buffer): Promise<void> {
-    const handle = await open(temp, 'wx', 0o644);
+    const handle = await open(temp, 'wx', 0o600);
     try {
       let offsetBytes = 0;
       while (offsetBytes < body.length) {
@@ -127,20 +129,21 @@ export class LocalObjectStore implements ObjectStore {
   async #makeFolders(dir: string, key: string): Promise<void> {
     let firstCreated: string | undefined;
     try {
-      firstCreated = await mkdir(dir, { recursive: true });
+      firstCreated = await mkdir(dir, { recursive: true, mode: 0o700 });
     } catch (error) {
       const errno = errnoOf(error);
       if (errno === 'EEXIST' || errno === 'ENOTDIR') throw this.#conflict(key, error);
       throw error;
     }
     if (firstCreated === undefined || !this.#durable) return;
+    // Each new folder's name lives in its parent: fsync the parents down to (not including) the
+    // object's own folder, which put fsyncs after the rename.
     let folder = dirname(firstCreated);
-    for (;;) {
+    while (folder !== dir) {
       await this.#syncFolder(folder);
-      if (folder === dir) break;
-      const rest = relative(folder, dir).split(sep)[0];
-      if (rest === undefined || rest === '') break;
-      folder = join(folder, rest);
+      const next = relative(folder, dir).split(sep)[0];
+      if (next === undefined || next === '') break;
+      folder = join(folder, next);
     }
   }
 

@@ -1,5 +1,6 @@
 /** An in-memory ObjectStore: fast tests, the model in property tests, the base of fault tests. */
 import { throwIfAborted } from '../core/index.ts';
+import { resolveRange } from './byte-range.ts';
 import { StorageError } from './errors.ts';
 import { checkObjectKey, checkObjectPrefix } from './object-key.ts';
 import type {
@@ -11,15 +12,8 @@ import type {
 } from './object-store.ts';
 
 export function sliceRange(key: string, data: Buffer, range: ByteRange | undefined): Buffer {
-  if (range === undefined) return data;
-  const end = range.lengthBytes === undefined ? data.length : range.offsetBytes + range.lengthBytes;
-  if (range.offsetBytes < 0 || end > data.length || end < range.offsetBytes) {
-    throw new StorageError(
-      'STORAGE_INVALID_RANGE',
-      `${key}: range ${range.offsetBytes}+${range.lengthBytes ?? 'end'} outside ${data.length} bytes`,
-    );
-  }
-  return data.subarray(range.offsetBytes, end);
+  const { startBytes, endBytes } = resolveRange(key, range, data.length);
+  return data.subarray(startBytes, endBytes);
 }
 
 export class MemoryObjectStore implements ObjectStore {

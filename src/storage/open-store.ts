@@ -72,7 +72,7 @@ async function openBase(config: StoreConfig): Promise<ObjectStore> {
     case 'memory':
       return new MemoryObjectStore(config.name === undefined ? {} : { name: config.name });
     case 's3': {
-      const { openS3Store } = await import('./s3-store.ts');
+      const { openS3Store } = await import('./s3-open.ts');
       return openS3Store(config);
     }
   }

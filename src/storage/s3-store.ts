@@ -9,7 +9,7 @@
  *   A crash mid-upload leaves an incomplete multipart upload (invisible, but stored):
  *   `sweepIncompleteUploads` aborts old ones (or use a bucket lifecycle rule).
  * - put-if-absent: PutObject with `If-None-Match: *` when the server honours it
- *   (`properties.conditionalPut`, probed by openS3Store: a second conditional put of the same key
+ *   (`properties.conditionalPut`, probed by openS3Store in s3-open.ts: a second conditional put of the same key
  *   must fail with 412). Otherwise a HEAD then PUT, which is not atomic: two writers racing on the
  *   same key can both succeed. The repository must not rely on it for mutual exclusion when
  *   `conditionalPut` is false (docs/design.md §3). Always a single PutObject (≤ 5 GiB).
@@ -19,7 +19,6 @@
  * - list: ListObjectsV2, 1000 keys per page, in the server's (byte) order; keys no ObjectStore
  *   could have written (not valid keys) are skipped.
  */
-import { randomBytes } from 'node:crypto';
 import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
@@ -54,6 +53,8 @@ export interface S3StoreConfig extends S3ConnectionConfig {
   /** Parts uploaded at once per multipart upload (default 4). */
   readonly queueSize?: number | undefined;
   readonly maxConcurrency?: number | undefined;
+  /** Keys per ListObjectsV2 page (default and maximum 1000; small values exercise paging). */
+  readonly listPageKeys?: number | undefined;
   /** Skip the probe and declare whether If-None-Match: * is honoured. */
   readonly conditionalPut?: boolean | undefined;
 }
@@ -88,6 +89,7 @@ export class S3ObjectStore implements ObjectStore {
   readonly prefix: string;
   readonly #partSizeBytes: number;
   readonly #queueSize: number;
+  readonly #listPageKeys: number;
 
   constructor(config: S3StoreConfig & { conditionalPut: boolean }, client?: S3Client) {
     if (!/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/.test(config.bucket))
@@ -99,6 +101,7 @@ export class S3ObjectStore implements ObjectStore {
     this.prefix = normalizePrefix(config.prefix);
     this.#partSizeBytes = Math.max(MIN_PART_BYTES, config.partSizeBytes ?? 16 * MiB);
     this.#queueSize = config.queueSize ?? 4;
+    this.#listPageKeys = Math.min(1000, Math.max(1, config.listPageKeys ?? 1000));
     this.properties = {
       displayName: `s3:${endpointHost(config.endpoint, config.region)}/${config.bucket}/${this.prefix}`,
       maxConcurrency: config.maxConcurrency ?? 16,
@@ -209,7 +212,7 @@ export class S3ObjectStore implements ObjectStore {
           new ListObjectsV2Command({
             Bucket: this.bucket,
             Prefix: this.prefix + prefix,
-            MaxKeys: 1000,
+            MaxKeys: this.#listPageKeys,
             ...(continuationToken === undefined ? {} : { ContinuationToken: continuationToken }),
           }),
           withSignal(signal),
@@ -324,62 +327,4 @@ function isValidKey(key: string): boolean {
   } catch {
     return false;
   }
-}
-
-/**
- * Whether the server honours `If-None-Match: *` on PutObject: a first conditional put of a fresh
- * key must succeed and a second must fail with 412. Servers that reject the header (Swift s3api:
- * 501 NotImplemented) or ignore it (the second put succeeds) do not. The probe object is deleted.
- */
-export async function probeConditionalPut(store: S3ObjectStore): Promise<boolean> {
-  const key = `.vmdelta-probe-${randomBytes(8).toString('hex')}`;
-  const put = (): Promise<unknown> =>
-    store.client.send(
-      new PutObjectCommand({
-        Bucket: store.bucket,
-        Key: store.prefix + key,
-        Body: Buffer.from('probe'),
-        IfNoneMatch: '*',
-      }),
-    );
-  try {
-    try {
-      await put();
-    } catch (error) {
-      const mapped = mapS3Error('probe', key, error);
-      if (
-        !(mapped instanceof StorageError) ||
-        mapped.retryable ||
-        mapped.code === 'STORAGE_AUTH' ||
-        mapped.code === 'STORAGE_CONFIG'
-      )
-        throw mapped;
-      return false; // NotImplemented, InvalidRequest...: the header is not supported
-    }
-    try {
-      await put();
-      return false; // the header was ignored
-    } catch (error) {
-      const mapped = mapS3Error('probe', key, error);
-      if (mapped instanceof StorageError && mapped.code === 'STORAGE_ALREADY_EXISTS') return true;
-      throw mapped;
-    }
-  } finally {
-    await store.delete(key).catch(() => undefined);
-  }
-}
-
-/** Opens an S3 store, probing conditional-put support unless the config states it. */
-export async function openS3Store(config: S3StoreConfig): Promise<S3ObjectStore> {
-  if (config.conditionalPut !== undefined)
-    return new S3ObjectStore({ ...config, conditionalPut: config.conditionalPut });
-  const probing = new S3ObjectStore({ ...config, conditionalPut: false });
-  let supported: boolean;
-  try {
-    supported = await probeConditionalPut(probing);
-  } catch (error) {
-    await probing.close();
-    throw error;
-  }
-  return new S3ObjectStore({ ...config, conditionalPut: supported }, probing.client);
 }

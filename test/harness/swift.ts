@@ -60,6 +60,9 @@ function backendConfig(root: string, name: string, port: number): string {
     `pipeline = ${name}-server`,
     `[app:${name}-server]`,
     `use = egg:swift#${name}`,
+    // Update container listings synchronously even on a loaded CI machine (default 1 s, after
+    // which the update is deferred and a listing right after a put could miss the object).
+    ...(name === 'object' ? ['container_update_timeout = 30'] : []),
     '',
   ].join('\n');
 }
@@ -86,6 +89,7 @@ function proxyConfig(root: string, port: number, memcachedPort: number): string 
     'pipeline = catch_errors gatekeeper healthcheck proxy-logging cache listing_formats s3api tempauth copy slo dlo proxy-logging proxy-server',
     '[app:proxy-server]',
     'use = egg:swift#proxy',
+    'node_timeout = 60',
     'account_autocreate = true',
     'allow_account_management = true',
     '[filter:tempauth]',
@@ -108,8 +112,19 @@ async function httpOk(url: string): Promise<boolean> {
   return response.ok && body.trim() === 'OK';
 }
 
-/** Starts Swift + s3api on free ports; call stop() in `after`/`finally`. */
+/**
+ * Starts Swift + s3api on free ports; call stop() in `after`/`finally`. A second attempt on new
+ * ports covers the rare case of a free port taken by someone else before Swift binds it.
+ */
 export async function startSwift(): Promise<SwiftServer> {
+  try {
+    return await startSwiftOnce();
+  } catch {
+    return startSwiftOnce();
+  }
+}
+
+async function startSwiftOnce(): Promise<SwiftServer> {
   const memcachedTool = requireTool('memcached');
   const tools = {
     account: requireTool('swift-account-server'),
@@ -151,7 +166,19 @@ export async function startSwift(): Promise<SwiftServer> {
   );
 
   const daemons: (Daemon & { output?: () => string })[] = [];
+  // If the test process exits without stop() (a crash, an uncaught error), kill what we started.
+  const killOnExit = (): void => {
+    for (const daemon of daemons) {
+      try {
+        process.kill(daemon.pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  };
+  process.once('exit', killOnExit);
   const stopAll = async (): Promise<void> => {
+    process.removeListener('exit', killOnExit);
     await Promise.all(daemons.map((d) => d.stop()));
   };
   const logs = (): string =>

@@ -87,3 +87,20 @@ for (const factory of storeFactories) {
     }
   });
 }
+
+test('a partial copy (points 0 and 2 only) can still merge its oldest point', async () => {
+  const a = await storeFactories[0]?.create();
+  const b = await storeFactories[0]?.create();
+  assert.ok(a !== undefined && b !== undefined);
+  const source = await Repository.init(a.store, { blockSizeBytes: BLOCK });
+  const images = await history(source);
+  const ids = [...images.keys()];
+  const target = await Repository.init(b.store, { blockSizeBytes: BLOCK });
+  await copyPoints(source, target, { pointIds: [ids[0] ?? '', ids[2] ?? ''] });
+  const result = await removePoint(target, 'vm', ids[0] ?? '');
+  assert.equal(result.foldedIndexes, 1);
+  assert.deepEqual(
+    await readImage(await openPointDisk(target, 'vm', ids[2] ?? '', 'd')),
+    images.get(ids[2] ?? ''),
+  );
+});

@@ -14,6 +14,8 @@ import { makeTempDir } from '../harness/index.ts';
 
 export interface StoreFactory {
   readonly name: string;
+  /** Share of the property-test runs this store can afford (memory 1; slower stores less). */
+  readonly runsScale: number;
   /** A fresh, empty store; `nowMs` drives object modification times where the store allows it. */
   create(options?: {
     nowMs?: () => number;
@@ -22,6 +24,7 @@ export interface StoreFactory {
 
 export const memoryStoreFactory: StoreFactory = {
   name: 'memory',
+  runsScale: 1,
   create: async (options = {}) => ({
     store: new MemoryObjectStore(options.nowMs === undefined ? {} : { nowMs: options.nowMs }),
     cleanup: async () => undefined,
@@ -31,6 +34,7 @@ export const memoryStoreFactory: StoreFactory = {
 /** A local folder store in a fresh temporary folder (fsync off: these tests are not about power loss). */
 export const localStoreFactory: StoreFactory = {
   name: 'local',
+  runsScale: 0.2,
   create: async () => {
     const dir = await makeTempDir('vmdelta-repo-');
     return {
@@ -40,7 +44,17 @@ export const localStoreFactory: StoreFactory = {
   },
 };
 
-export const storeFactories: readonly StoreFactory[] = [memoryStoreFactory, localStoreFactory];
+/**
+ * The stores every suite runs on. A test file for another store (S3) sets
+ * `globalThis.vmdeltaRepositoryStoreFactories` before importing the suites dynamically.
+ */
+export const storeFactories: readonly StoreFactory[] = (
+  globalThis as { vmdeltaRepositoryStoreFactories?: readonly StoreFactory[] }
+).vmdeltaRepositoryStoreFactories ?? [memoryStoreFactory, localStoreFactory];
+
+export function runsFor(factory: StoreFactory, memoryRuns: number): number {
+  return Math.max(3, Math.round(memoryRuns * factory.runsScale));
+}
 
 function blockOf(image: Buffer, index: number, blockSizeBytes: number): Buffer {
   const start = index * blockSizeBytes;

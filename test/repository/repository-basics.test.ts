@@ -181,3 +181,59 @@ test('GC keeps unreferenced objects younger than the safety window (writers in p
   assert.equal(old.deletedObjects, 5);
   assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', committed.pointId, 'd')), image);
 });
+
+test('a disk added to the VM starts its own chain; several disks commit in one manifest', async () => {
+  const repo = await Repository.init(new MemoryObjectStore(), { blockSizeBytes: BLOCK });
+  const a = pattern(5, BLOCK * 3);
+  const b = pattern(6, BLOCK * 2);
+  const first = await writeBackup(repo, {
+    vmId: 'vm',
+    createdMs: 1,
+    disks: [{ diskId: 'a', mode: 'key', source: fullSource(a, BLOCK) }],
+  });
+  await assert.rejects(
+    writeBackup(repo, {
+      vmId: 'vm',
+      disks: [{ diskId: 'b', mode: 'delta', source: deltaSource(b, BLOCK, [0]) }],
+    }),
+    (error: unknown) => error instanceof RepositoryError && error.code === 'REPO_INVALID_REQUEST',
+  );
+  pattern(9, BLOCK).copy(a, BLOCK);
+  const second = await writeBackup(repo, {
+    vmId: 'vm',
+    createdMs: 2,
+    disks: [
+      { diskId: 'a', mode: 'delta', source: deltaSource(a, BLOCK, [1]) },
+      { diskId: 'b', mode: 'delta', source: fullSource(b, BLOCK) },
+    ],
+  });
+  assert.equal(second.disks[0]?.chainId, first.disks[0]?.chainId);
+  assert.equal(second.disks[1]?.writtenAs, 'key');
+  await removePoint(repo, 'vm', first.pointId);
+  assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', second.pointId, 'a')), a);
+  assert.deepEqual(await readImage(await openPointDisk(repo, 'vm', second.pointId, 'b')), b);
+});
+
+test('verify samples blocks; GC dry run deletes nothing', async () => {
+  const store = new MemoryObjectStore();
+  const repo = await Repository.init(store, { blockSizeBytes: BLOCK });
+  const image = pattern(11, BLOCK * 40);
+  await writeBackup(repo, {
+    vmId: 'vm',
+    disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, BLOCK) }],
+  });
+  let seed = 1;
+  const random = (): number => {
+    seed = (seed * 1664525 + 1013904223) >>> 0;
+    return seed / 2 ** 32;
+  };
+  const sampled = await verifyRepository(repo, { dataSample: 0.25, random });
+  assert.equal(sampled.checkedBlocks, 40);
+  assert.ok(sampled.readBlocks > 2 && sampled.readBlocks < 25, `read ${sampled.readBlocks}`);
+  await store.put('data/vm/leftover', Buffer.from('x'));
+  const dry = await collectGarbage(repo, { safetyWindowMs: 0, dryRun: true });
+  assert.equal(dry.deletedObjects, 1);
+  assert.ok((await store.stat('data/vm/leftover')) !== undefined);
+  await collectGarbage(repo, { safetyWindowMs: 0 });
+  assert.equal(await store.stat('data/vm/leftover'), undefined);
+});

@@ -15,6 +15,8 @@ import {
   encodeIndex,
   hashBlock,
   openPointDisk,
+  parsePointManifest,
+  parseRepositoryConfig,
   Repository,
   RepositoryError,
   verifyRepository,
@@ -232,4 +234,20 @@ for (const factory of storeFactories) {
 
 test('errors are VmdeltaErrors with stable codes', () => {
   assert.ok(new RepositoryError('REPO_CHAIN_BROKEN', 'x') instanceof VmdeltaError);
+});
+
+test('manifest and config parsers: random JSON or bytes give typed errors, never a crash', () => {
+  fc.assert(
+    fc.property(
+      fc.oneof(
+        fc.json().map((text) => Buffer.from(text)),
+        fc.uint8Array({ maxLength: 200 }).map((bytes) => Buffer.from(bytes)),
+      ),
+      (body) => {
+        assert.throws(() => parsePointManifest('m', body), isCode('REPO_MANIFEST_INVALID', 'm'));
+        assert.throws(() => parseRepositoryConfig('c', body), isCode('REPO_CONFIG_INVALID', 'c'));
+      },
+    ),
+    { numRuns: 500 },
+  );
 });

@@ -22,6 +22,7 @@ import {
   deltaSource,
   fullSource,
   readImage,
+  runsFor,
   storeFactories,
   type StoreFactory,
 } from './helpers.ts';
@@ -62,17 +63,19 @@ function crashSuite(factory: StoreFactory): void {
       fc.asyncProperty(
         fc.array(opArb, { minLength: 2, maxLength: 10 }),
         fc.nat(40),
-        async (ops, crashAfter) => {
+        fc.constantFrom('before' as const, 'after' as const),
+        async (ops, crashAfter, crashPoint) => {
           const { store: inner, cleanup } = await factory.create();
           try {
             const faulty = new FaultInjectingStore(inner);
             const repo = await Repository.init(faulty, { blockSizeBytes: BLOCK });
-            faulty.setPlan({ crashAfterMutations: crashAfter });
+            faulty.setPlan({ crashAfterMutations: crashAfter, crashPoint });
             const image = Buffer.alloc(SIZE);
             const changed = new Set<number>();
             const committed = new Map<string, Buffer>();
             const order: string[] = [];
-            let maybe: { pointId: string; image: Buffer } | undefined;
+            // The operation in flight at the crash may or may not have committed.
+            let maybe: { kind: 'backup' | 'remove'; pointId: string; image: Buffer } | undefined;
             let nowMs = 1_000_000;
             try {
               for (const op of ops) {
@@ -82,9 +85,12 @@ function crashSuite(factory: StoreFactory): void {
                     changed.add(block);
                   }
                   const key = op.key || order.length === 0;
+                  nowMs += 1000;
+                  maybe = { kind: 'backup', pointId: `p${nowMs}`, image: Buffer.from(image) };
                   const point = await writeBackup(repo, {
                     vmId: 'vm',
-                    createdMs: (nowMs += 1000),
+                    pointId: `p${nowMs}`,
+                    createdMs: nowMs,
                     disks: [
                       {
                         diskId: 'd',
@@ -93,12 +99,17 @@ function crashSuite(factory: StoreFactory): void {
                       },
                     ],
                   });
+                  maybe = undefined;
                   changed.clear();
                   committed.set(point.pointId, Buffer.from(image));
                   order.push(point.pointId);
                 } else if (op.type === 'remove' && order.length > 1) {
                   const pointId = order[op.pick % (order.length - 1)] ?? '';
-                  maybe = { pointId, image: committed.get(pointId) ?? Buffer.alloc(0) };
+                  maybe = {
+                    kind: 'remove',
+                    pointId,
+                    image: committed.get(pointId) ?? Buffer.alloc(0),
+                  };
                   committed.delete(pointId);
                   await removePoint(repo, 'vm', pointId);
                   maybe = undefined;
@@ -136,7 +147,7 @@ function crashSuite(factory: StoreFactory): void {
               'only referenced objects remain',
             );
             // The interrupted removal can be finished.
-            if (maybe !== undefined && listed.includes(maybe.pointId)) {
+            if (maybe?.kind === 'remove' && listed.includes(maybe.pointId)) {
               await removePoint(reopened, 'vm', maybe.pointId);
               for (const pointId of committed.keys()) {
                 const disk = await openPointDisk(reopened, 'vm', pointId, 'd');
@@ -150,9 +161,9 @@ function crashSuite(factory: StoreFactory): void {
           }
         },
       ),
-      { numRuns: factory.name === 'memory' ? 400 : 150 },
+      { numRuns: runsFor(factory, 400) },
     );
-    assert.ok(crashes > (factory.name === 'memory' ? 100 : 35), `crashes happened (${crashes})`);
+    assert.ok(crashes > runsFor(factory, 400) / 4, `crashes happened (${crashes})`);
   });
 }
 

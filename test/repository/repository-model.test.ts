@@ -22,6 +22,7 @@ import {
   deltaSource,
   fullSource,
   readImage,
+  runsFor,
   storeFactories,
   type StoreFactory,
 } from './helpers.ts';
@@ -263,7 +264,7 @@ function modelSuite(factory: StoreFactory): void {
           await b.cleanup();
         }
       }),
-      { numRuns: factory.name === 'memory' ? 300 : 60 },
+      { numRuns: runsFor(factory, 300) },
     );
   });
 }

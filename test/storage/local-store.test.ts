@@ -3,9 +3,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdir, readdir, symlink, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LocalObjectStore } from '../../src/storage/index.ts';
+import fc from 'fast-check';
+import { LocalObjectStore, MemoryObjectStore } from '../../src/storage/index.ts';
 import { makeTempDir } from '../harness/index.ts';
 import { describeObjectStoreConformance, isStorageError } from './conformance.ts';
 
@@ -64,13 +65,24 @@ test('a put killed mid-way (SIGKILL) leaves no visible object', async () => {
       },
     );
     await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
-    await new Promise((r) => setTimeout(r, 400));
+    // Kill it while the second object's temporary file is being written (the first object is
+    // committed by then), so the kill lands mid-put.
+    const deadline = Date.now() + 30_000;
+    let caughtMidPut = false;
+    while (Date.now() < deadline && !caughtMidPut) {
+      const names = await readdir(join(root, 'k')).catch(() => [] as string[]);
+      caughtMidPut = names.includes('0') && names.some((name) => name.startsWith('.vmdelta-tmp'));
+      if (!caughtMidPut) await new Promise((r) => setTimeout(r, 1));
+    }
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
+    assert.ok(caughtMidPut, 'the child was killed during a put');
+    const keys: string[] = [];
     for await (const info of store.list('')) {
-      // every listed object is whole
-      assert.equal(info.sizeBytes, 64 * 1024 * 1024, info.key);
+      keys.push(info.key);
+      assert.equal(info.sizeBytes, 64 * 1024 * 1024, `${info.key} is whole`);
     }
+    assert.ok(keys.includes('k/0'), 'the committed object survives');
     const swept = await store.sweepTemporaryFiles(0);
     assert.ok(swept <= 1, 'at most the one in-flight temporary file');
     const left = await readdir(join(root, 'k')).catch(() => []);
@@ -142,5 +154,45 @@ test('concurrent puts and deletes in one folder do not lose puts', async () => {
       count += 1;
     }
     assert.equal(count, 200);
+  });
+});
+
+test('property: a local listing equals the in-memory model for random keys and prefixes', async () => {
+  const segment = fc.stringMatching(/^[-.0Aa_~]{1,3}$/).filter((s) => s !== '.' && s !== '..');
+  const key = fc.array(segment, { minLength: 1, maxLength: 3 }).map((parts) => parts.join('/'));
+  await withLocal(async (_unused, root) => {
+    let run = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.uniqueArray(key, { minLength: 1, maxLength: 25 }),
+        fc.string({ unit: fc.constantFrom('-', '.', '/', '0', 'A', 'a'), maxLength: 4 }),
+        async (keys, rawPrefix) => {
+          run += 1;
+          // A folder cannot also be an object on a local store: drop keys that are folders.
+          const objects = keys.filter((k) => !keys.some((other) => other.startsWith(`${k}/`)));
+          const local = new LocalObjectStore(join(root, String(run)), { durable: false });
+          const model = new MemoryObjectStore();
+          for (const k of objects) {
+            await local.put(k, Buffer.from(k));
+            await model.put(k, Buffer.from(k));
+          }
+          const prefix = /^(\/|.*\/\/|.*(^|\/)\.{1,2}(\/|$))/.test(rawPrefix) ? '' : rawPrefix;
+          const listed = [];
+          for await (const info of local.list(prefix)) listed.push(info.key);
+          const expected = [];
+          for await (const info of model.list(prefix)) expected.push(info.key);
+          assert.deepEqual(listed, expected, `prefix ${JSON.stringify(prefix)}`);
+        },
+      ),
+      { numRuns: 60 },
+    );
+  });
+});
+
+test('objects are private to the owner (0600 files, 0700 folders)', async () => {
+  await withLocal(async (store, root) => {
+    await store.put('vm/disk/block', Buffer.from('secret disk data'));
+    assert.equal((await stat(join(root, 'vm', 'disk', 'block'))).mode & 0o077, 0);
+    assert.equal((await stat(join(root, 'vm'))).mode & 0o077, 0);
   });
 });

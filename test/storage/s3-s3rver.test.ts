@@ -2,7 +2,8 @@
 // > 1000-key and strict multipart checks run on Swift) and the conditional-put probe finding.
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { openS3Store, S3ObjectStore, type S3StoreConfig } from '../../src/storage/s3-store.ts';
+import { openS3Store } from '../../src/storage/s3-open.ts';
+import { S3ObjectStore, type S3StoreConfig } from '../../src/storage/s3-store.ts';
 import { startS3rver, type S3rverServer } from '../harness/index.ts';
 import { describeObjectStoreConformance } from './conformance.ts';
 
@@ -35,7 +36,7 @@ describeObjectStoreConformance(
   async () => {
     runs += 1;
     const store = new S3ObjectStore({
-      ...config({ prefix: `run-${runs}` }),
+      ...config({ prefix: `run-${runs}`, listPageKeys: 7 }),
       conditionalPut: false,
     });
     return {

@@ -14,6 +14,7 @@ import {
   copyPoints,
   openPointDisk,
   verifyRepository,
+  withLease,
   type CopyResult,
   type RetentionPolicy,
   type RetentionRun,
@@ -248,9 +249,15 @@ export async function pruneBackups(
   request: { remoteId: string; vmId: string; policy: RetentionPolicy; dryRun?: boolean },
 ): Promise<RetentionRun> {
   const { repository } = await app.remote(request.remoteId);
-  const run = await applyRetention(repository, request.vmId, request.policy, {
-    dryRun: request.dryRun === true,
-  });
-  if (request.dryRun !== true) await collectGarbage(repository);
+  if (request.dryRun === true)
+    return applyRetention(repository, request.vmId, request.policy, { dryRun: true });
+  // Merges rewrite the VM's chains: under its lease, so no backup runs at the same time.
+  const run = await withLease(
+    repository,
+    request.vmId,
+    { holderId: `vmdelta-prune:${process.pid}` },
+    () => applyRetention(repository, request.vmId, request.policy),
+  );
+  await collectGarbage(repository);
   return run;
 }

@@ -13,6 +13,8 @@ export const hypervisorErrors = {
   HYPERVISOR_TARGET_EXISTS: 'The restore target already exists and would be overwritten.',
   HYPERVISOR_SIZE_MISMATCH: 'The restore source and the target disk differ in size.',
   HYPERVISOR_TOOL_FAILED: 'An external tool (qemu-img, qemu-nbd) failed.',
+  HYPERVISOR_NBD_SERVER_UNKNOWN:
+    'The machine already runs an NBD server at an address vmdelta was not told: configure it (nbdServer).',
   HYPERVISOR_TEARDOWN_FAILED:
     'Some temporary objects of a backup point could not be removed; the next run cleans them up.',
 } as const satisfies ErrorCatalogue;

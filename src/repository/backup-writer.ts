@@ -43,6 +43,8 @@ export interface BackupRequest {
   /** Base of the deltas (default: the newest restore point of the VM). */
   readonly basePointId?: string;
   readonly disks: readonly DiskBackupRequest[];
+  /** Disks written at once (default 1). */
+  readonly diskConcurrency?: number;
   /** Block puts in flight (default: the store's concurrency, at most 8). */
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
@@ -84,25 +86,34 @@ export async function writeBackup(
       );
     }
   }
-  const entries: DiskEntry[] = [];
   for (const disk of request.disks) {
     checkId('diskId', disk.diskId);
-    // A disk absent from the base (added to the VM since) starts its chain, from a full source.
-    const baseEntry =
+    if (
       disk.mode === 'delta' &&
-      base !== undefined &&
-      base.disks.some((d) => d.diskId === disk.diskId)
-        ? findDisk(base, disk.diskId)
-        : undefined;
-    if (disk.mode === 'delta' && baseEntry === undefined && disk.source.kind !== 'full') {
+      !(base?.disks.some((d) => d.diskId === disk.diskId) ?? false) &&
+      disk.source.kind !== 'full'
+    ) {
       throw new RepositoryError(
         'REPO_INVALID_REQUEST',
         `disk ${disk.diskId} is not in the base point: it needs a full read to start its chain`,
       );
     }
-    const result = await writeDisk(repository, request, disk, baseEntry);
-    entries.push(result.entry);
   }
+  // Disks in parallel (`diskConcurrency`, default 1); entries keep the request's order. A disk
+  // absent from the base (added to the VM since) starts its chain, from a full source.
+  const entries: DiskEntry[] = new Array<DiskEntry>(request.disks.length);
+  const diskSlots = new Semaphore(Math.max(1, request.diskConcurrency ?? 1));
+  await Promise.all(
+    request.disks.map((disk, i) =>
+      diskSlots.use(async () => {
+        const baseEntry =
+          disk.mode === 'delta' && base?.disks.some((d) => d.diskId === disk.diskId) === true
+            ? findDisk(base, disk.diskId)
+            : undefined;
+        entries[i] = (await writeDisk(repository, request, disk, baseEntry)).entry;
+      }),
+    ),
+  );
   const manifest = pointManifestSchema.parse({
     format: 'vmdelta-point',
     formatVersion: 1,
@@ -154,7 +165,9 @@ async function writeDisk(
     chainId = baseEntry.chainId;
     const chain = await ChainState.load(store, vmId, chainId);
     baseFold = await repository.foldDisk(vmId, baseEntry, chain);
-    chainLength = baseFold.indexes.length + 1;
+    // Backups written to the chain since its key, merged ones included (the key interval counts
+    // these: merges keep old blocks alive in the key, only a new key bounds their life).
+    chainLength = baseEntry.chainLength + 1;
     baseSeq = baseEntry.seq;
     seq = chain.maxSeq + 1;
     if (seq > MAX_SEQ)

@@ -18,7 +18,7 @@ export const diskEntrySchema = z
     /** What was written by this backup (a later merge may turn it into a key; the chain decides). */
     writtenAs: z.enum(['key', 'delta']),
     baseSeq: z.number().int().min(0).max(MAX_SEQ).nullable(),
-    /** Number of restore points of this chain up to this one when written (1 for a key). */
+    /** Backups written to this chain since its key, this one included, merged ones too (1 for a key). */
     chainLength: z.number().int().min(1),
     sizeBytes: z.number().int().nonnegative(),
     blockSizeBytes: z.number().int().positive(),

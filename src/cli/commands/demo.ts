@@ -12,6 +12,7 @@ export function registerDemo(program: Command, io: CliIo): void {
     .option('--keep', 'keep the demo folder for inspection')
     .addHelpText('after', '\nExample:\n  vmdelta demo')
     .action(async (options: { keep?: boolean }) => {
-      await runDemo(io, { keep: options.keep === true });
+      const result = await runDemo(io, { keep: options.keep === true });
+      if (result.restores.some((r) => r.expectedSha256 !== r.restoredSha256)) process.exitCode = 1;
     });
 }

@@ -4,10 +4,22 @@ import type { CliIo } from '../io.ts';
 import { registerDemo } from './demo.ts';
 import { registerNbd } from './nbd.ts';
 import { registerVhd } from './vhd.ts';
+import { registerRemote } from './remote.ts';
+import { registerSource } from './source.ts';
+import { registerJob } from './job.ts';
+import { registerBackup } from './backup.ts';
 
 type Register = (program: Command, io: CliIo) => void;
 
-const commands: readonly Register[] = [registerDemo, registerNbd, registerVhd];
+const commands: readonly Register[] = [
+  registerRemote,
+  registerSource,
+  registerJob,
+  registerBackup,
+  registerDemo,
+  registerNbd,
+  registerVhd,
+];
 
 export function registerCommands(program: Command, io: CliIo): void {
   for (const register of commands) register(program, io);

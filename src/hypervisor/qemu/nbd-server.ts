@@ -3,7 +3,8 @@
  * or TCP, with TLS (a tls-creds-x509 object) for TCP. One server per QEMU process: if one is
  * already running (libvirt, another scope), it is used as configured and left running.
  */
-import { unlink } from 'node:fs/promises';
+import { stat, unlink } from 'node:fs/promises';
+import { HypervisorError } from '../errors.ts';
 import { qmpErrorDesc } from './errors.ts';
 import type { QmpClient } from './qmp-client.ts';
 import { parseBlockExports } from './qmp-types.ts';
@@ -60,6 +61,20 @@ export async function ensureNbdServer(
   } catch (error) {
     if (!/already running/i.test(qmpErrorDesc(error))) throw error;
     startedByUs = false;
+    // QMP cannot tell where a running server listens: a unix socket we did not find is not it.
+    if (
+      config.transport === 'unix' &&
+      !(await stat(config.socketPath).then(
+        () => true,
+        () => false,
+      ))
+    ) {
+      throw new HypervisorError(
+        'HYPERVISOR_NBD_SERVER_UNKNOWN',
+        `the machine already runs an NBD server, not on ${config.socketPath}: give its address in the source configuration (nbdServer)`,
+        { details: { socketPath: config.socketPath } },
+      );
+    }
   }
   const uriFor = (exportName: string): string =>
     config.transport === 'unix'

@@ -7,8 +7,7 @@ import { registerCommands } from './commands/index.ts';
 export function buildProgram(io: CliIo): Command {
   const program = new Command('vmdelta')
     .description(
-      'Incremental-forever backups of virtual-machine disks: one key backup, then deltas forever,\n' +
-        'the oldest delta merged into the key as retention requires.',
+      'Incremental-forever backups of virtual-machine disks: one key backup, then deltas forever, the oldest delta merged into the key as retention requires.',
     )
     .version(packageJson.version, '-V, --version', 'print the vmdelta version')
     .showHelpAfterError('(run with --help for usage)')

@@ -54,6 +54,15 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<DemoResu
   const dir = await mkdtemp(join(tmpdir(), 'vmdelta-demo-'));
   const machine = await DemoMachine.start(dir, options.diskSizesBytes ?? [96 * MiB, 48 * MiB]);
   let app: App | undefined;
+  // Interrupted (Ctrl-C, kill): stop the demo machine and remove its folder before leaving.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    void machine
+      .stop()
+      .then(() => rm(dir, { recursive: true, force: true }))
+      .finally(() => process.kill(process.pid, signal));
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
   try {
     const dataDir = join(dir, 'data');
     await mkdir(dataDir, { recursive: true });
@@ -179,6 +188,8 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<DemoResu
     say(ok ? '\nEvery restore is bit-exact. Demo finished.' : '\nSome restores differ!');
     return { runs, restores, pointsOnFirstRemote: points.length, seededRun, dir };
   } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
     await app?.close();
     await machine.stop();
     if (!options.keep) await rm(dir, { recursive: true, force: true, maxRetries: 5 });

@@ -203,9 +203,11 @@ export class XapiHypervisor implements Hypervisor {
     const release = this.#settings.release ?? {};
     let snapshotRef: string | undefined;
     let blocked = false;
+    let snapshotAttempted = false;
+    let keep: ReadonlySet<string> = new Set();
     try {
       const notices: PointNotice[] = [];
-      const keep = new Set(
+      keep = new Set(
         requests.flatMap((r) => (r.previous?.kind === 'xapi' ? [r.previous.token] : [])),
       );
       const leftovers = await removeLeftovers(session, {
@@ -240,6 +242,7 @@ export class XapiHypervisor implements Hypervisor {
       const ignoreVdis = allDisks
         .filter((disk) => disk.excluded || !requested.has(disk.vbd.userdevice))
         .map((disk) => disk.vdiRef);
+      snapshotAttempted = true;
       const snapshot = await snapshotVm(session, vmRef, {
         nameLabel: `${snapshotLabelPrefix(request.scope)}${vm.name_label}`,
         ignoreVdis,
@@ -327,6 +330,16 @@ export class XapiHypervisor implements Hypervisor {
         await releaseSnapshot(session, snapshotRef, { vdiMode: 'destroy', ...release }).catch(
           () => undefined,
         );
+      } else if (snapshotAttempted) {
+        // The snapshot task may have completed although we stopped waiting (abort, timeout).
+        await removeLeftovers(session, {
+          scope: request.scope,
+          vmUuid: machineId,
+          vm: await getVmRecord(session, vmRef),
+          liveVdiRefs: liveDisks.map((disk) => disk.vdiRef),
+          keepVdiUuids: keep,
+          release,
+        }).catch(() => undefined);
       }
       if (blocked) {
         await unblockVmOperations(session, vmRef).catch(() => undefined);

@@ -30,3 +30,4 @@ export * from './point-catalogue.ts';
 export * from './xapi-point.ts';
 export * from './xapi-restore.ts';
 export * from './xapi-hypervisor.ts';
+export * from './lazy-source.ts';

@@ -10,7 +10,7 @@ import { Repository, openPointDisk } from '../../../src/repository/index.ts';
 import { MemoryObjectStore } from '../../../src/storage/index.ts';
 import { parseJobDefinition, runBackup, type RunLog } from '../../../src/jobs/index.ts';
 import { requireTool } from '../../harness/index.ts';
-import { DISK_SIZES, KiB, MiB, currentVdi, startSource } from './source-fixture.ts';
+import { DISK_SIZES, KiB, MiB, currentVdi, startSource, at } from './source-fixture.ts';
 
 const BLOCK = 64 * KiB;
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -82,13 +82,16 @@ test('xapi source under runBackup: key, three delta transports, migrated VDI; re
           `${d.diskId}:${d.read}/${d.changeTracker}/${d.transport.type}${d.remotes[0]?.reason === undefined ? '' : `(${d.remotes[0].reason})`}`,
       ),
     );
-    assert.deepEqual(summary.map((disks) => disks.map((d) => d.replace(/\(.*\)/, ''))), [
-      ['0:full/none/nbd', '1:full/none/nbd'],
-      ['0:delta/xapi-cbt/nbd', '1:delta/xapi-cbt/nbd'],
-      ['0:delta/vhd-delta-stream/nbd', '1:delta/xapi-cbt/nbd'],
-      ['0:delta/vhd-delta-stream/stream', '1:delta/vhd-delta-stream/stream'],
-      ['0:delta/xapi-cbt/nbd', '1:full/none/nbd'], // CBT back on disk 0 since run 3
-    ]);
+    assert.deepEqual(
+      summary.map((disks) => disks.map((d) => d.replace(/\(.*\)/, ''))),
+      [
+        ['0:full/none/nbd', '1:full/none/nbd'],
+        ['0:delta/xapi-cbt/nbd', '1:delta/xapi-cbt/nbd'],
+        ['0:delta/vhd-delta-stream/nbd', '1:delta/xapi-cbt/nbd'],
+        ['0:delta/vhd-delta-stream/stream', '1:delta/vhd-delta-stream/stream'],
+        ['0:delta/xapi-cbt/nbd', '1:full/none/nbd'], // CBT back on disk 0 since run 3
+      ],
+    );
     assert.match(summary[4]?.[1] ?? '', /VDI_MIGRATED/, JSON.stringify(summary));
 
     const points = await repository.listPoints(s.vm.vmUuid);
@@ -105,7 +108,7 @@ test('xapi source under runBackup: key, three delta transports, migrated VDI; re
 
     // Restore the oldest point's disk 0 into a new VDI, then the newest point as a new VM.
     const sr = String(s.fx.sim.db.get('SR', s.fx.sim.db.srRefs[0])['uuid']);
-    const oldest = points[0]!.pointId;
+    const oldest = at(points, 0).pointId;
     const source = await openPointDisk(repository, s.vm.vmUuid, oldest, '0');
     const restored = await s.hypervisor.restoreDisk(source, {
       kind: 'new-disk',
@@ -116,7 +119,7 @@ test('xapi source under runBackup: key, three delta transports, migrated VDI; re
     assert.equal(restored.transport.protocol, 'stream');
     assert.equal(sha(await s.fx.sim.readVdi(restored.location)), expected.get(oldest)?.[0]);
 
-    const newest = points[points.length - 1]!.pointId;
+    const newest = at(points, points.length - 1).pointId;
     const sources = await Promise.all(
       [0, 1].map((i) => openPointDisk(repository, s.vm.vmUuid, newest, String(i))),
     );

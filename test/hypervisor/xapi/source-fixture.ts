@@ -28,7 +28,12 @@ export interface SourceFixture {
   snapshotVms(): string[];
   /** Snapshot and cbt_metadata VDIs of the test VM's disks. */
   snapshotVdis(): { uuid: string; type: string }[];
-  write(diskIndex: number, offsetBytes: number, lengthBytes: number, pattern: number): Promise<void>;
+  write(
+    diskIndex: number,
+    offsetBytes: number,
+    lengthBytes: number,
+    pattern: number,
+  ): Promise<void>;
   image(diskIndex: number): Promise<Buffer>;
   close(): Promise<void>;
 }
@@ -130,4 +135,11 @@ export async function readInto(disk: PointDisk, image: Buffer): Promise<ReadDisk
     tracker: opened.changeTracker.kind,
     fallback: opened.transportFallback?.code,
   };
+}
+
+/** `items[index]`, failing the test when it is missing. */
+export function at<T>(items: readonly T[], index: number): T {
+  const item = items[index];
+  if (item === undefined) throw new Error(`no item ${index}`);
+  return item;
 }

@@ -14,6 +14,7 @@ import {
   readInto,
   startSource,
   type SourceFixture,
+  at,
 } from './source-fixture.ts';
 import type { BackupPoint, DiskReference } from '../../../src/hypervisor/index.ts';
 import {
@@ -33,7 +34,7 @@ async function keyPoint(s: SourceFixture): Promise<BackupPoint> {
     blockSizeBytes: BLOCK,
     disks: [{ diskId: '0' }],
   });
-  await readInto(point.disks[0]!, Buffer.alloc(DISK_SIZES[0]));
+  await readInto(at(point.disks, 0), Buffer.alloc(DISK_SIZES[0]));
   await point.commit();
   return point;
 }
@@ -52,7 +53,7 @@ async function expectFull(
     blockSizeBytes: BLOCK,
     disks: [{ diskId: '0', previous }],
   });
-  const disk = point.disks[0]!;
+  const disk = at(point.disks, 0);
   assert.equal(disk.plannedKind, planned, `planned ${reason}`);
   const image = Buffer.alloc(DISK_SIZES[0]);
   const read = await readInto(disk, image);
@@ -70,7 +71,7 @@ async function withSource(
   const s = await startSource({ settings });
   try {
     const first = await keyPoint(s);
-    await body(s, first.disks[0]!.reference);
+    await body(s, at(first.disks, 0).reference);
   } finally {
     await s.close();
   }
@@ -79,9 +80,13 @@ async function withSource(
 test('forced full: the base snapshot was deleted (BASE_MISSING)', () =>
   withSource({}, async (s, first) => {
     const session = s.hypervisor.session;
-    const snapshotVm = String(await session.call('VM.get_by_uuid', [first.attributes?.['snapshotVm']]));
+    const snapshotVm = String(
+      await session.call('VM.get_by_uuid', [first.attributes?.['snapshotVm']]),
+    );
     await session.call('VM.destroy', [snapshotVm]);
-    await session.call('VDI.destroy', [String(await session.call('VDI.get_by_uuid', [first.token]))]);
+    await session.call('VDI.destroy', [
+      String(await session.call('VDI.get_by_uuid', [first.token])),
+    ]);
     await expectFull(s, first, 'BASE_MISSING');
   }));
 
@@ -139,12 +144,12 @@ test('purged bases: CBT + NBD deltas; CBT disabled, CBT broken, NBD gone each fo
       blockSizeBytes: BLOCK,
       disks: [{ diskId: '0', previous: first }],
     });
-    const read = await readInto(delta.disks[0]!, image);
+    const read = await readInto(at(delta.disks, 0), image);
     assert.deepEqual([read.kind, read.tracker, read.blocks], ['delta', 'xapi-cbt', [80]]);
     assert.ok(image.equals(expected));
     await delta.commit();
     assert.equal(s.snapshotVdis().length, 1, 'the previous cbt_metadata VDI was destroyed');
-    let previous = delta.disks[0]!.reference;
+    let previous = at(delta.disks, 0).reference;
 
     // CBT switched off by sm (inconsistent metadata): the purged base cannot be diffed.
     s.fx.sim.breakCbt(currentVdi(s.fx, s.vm, 0));
@@ -152,7 +157,7 @@ test('purged bases: CBT + NBD deltas; CBT disabled, CBT broken, NBD gone each fo
       await expectFull(s, previous, reason);
       const refs = s.snapshotVdis();
       assert.equal(refs.length, 1);
-      previous = { ...previous, token: refs[0]!.uuid };
+      previous = { ...previous, token: at(refs, 0).uuid };
     };
     await next('CBT_DISABLED');
     // CBT on at both ends but the log chain restarted: list_changed_blocks fails.
@@ -162,7 +167,9 @@ test('purged bases: CBT + NBD deltas; CBT disabled, CBT broken, NBD gone each fo
     await session.call('VDI.enable_cbt', [live]);
     await next('CBT_FAILED');
     // NBD no longer available: nothing can read the changed blocks of a purged base.
-    const backup = (await listNetworks(session)).find((n) => n.record.name_label === 'Backup network');
+    const backup = (await listNetworks(session)).find(
+      (n) => n.record.name_label === 'Backup network',
+    );
     await disableNbdOnNetwork(session, backup?.ref ?? '');
     await expectFull(s, previous, 'VDI_NO_CBT_METADATA', 'delta');
   }));

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { requireTool } from '../../harness/index.ts';
-import { DISK_SIZES, KiB, MiB, readInto, startSource } from './source-fixture.ts';
+import { DISK_SIZES, KiB, MiB, readInto, startSource, at } from './source-fixture.ts';
 import type { BackupPoint, DiskReference } from '../../../src/hypervisor/index.ts';
 
 const BLOCK = 64 * KiB;
@@ -51,13 +51,15 @@ test('xapi source: machines, disks, exclusions and a key of both disks over NBD'
     for (const [index, disk] of point.disks.entries()) {
       const image = Buffer.alloc(DISK_SIZES[index] ?? 0);
       const read = await readInto(disk, image);
-      assert.deepEqual([read.kind, read.reason, read.transport], [
-        'full',
-        'NO_PREVIOUS_REFERENCE',
-        'nbd x4',
-      ]);
+      assert.deepEqual(
+        [read.kind, read.reason, read.transport],
+        ['full', 'NO_PREVIOUS_REFERENCE', 'nbd x4'],
+      );
       assert.ok(image.equals(expected[index] ?? Buffer.alloc(0)), `disk ${index} bit-exact`);
-      assert.ok(read.blocks.length < DISK_SIZES[index]! / BLOCK, 'only allocated blocks are read');
+      assert.ok(
+        read.blocks.length < at(DISK_SIZES, index) / BLOCK,
+        'only allocated blocks are read',
+      );
     }
     await point.commit();
     assert.equal(s.snapshotVms().length, 1, 'the exported snapshot stays as the next base');
@@ -89,7 +91,7 @@ for (const transport of ['cbt-nbd', 'bat-nbd', 'vhd-stream'] as const) {
         blockSizeBytes: BLOCK,
         connections: 2,
       });
-      for (const [index, disk] of point.disks.entries()) await readInto(disk, images[index]!);
+      for (const [index, disk] of point.disks.entries()) await readInto(disk, at(images, index));
       await point.commit();
       for (let round = 0; round < 3; round += 1) {
         await s.write(0, (round + 1) * 1_000_000 + 5, 70 * KiB, 0x40 + round);
@@ -106,9 +108,9 @@ for (const transport of ['cbt-nbd', 'bat-nbd', 'vhd-stream'] as const) {
         });
         for (const [index, disk] of point.disks.entries()) {
           assert.equal(disk.plannedKind, 'delta');
-          const read = await readInto(disk, images[index]!);
+          const read = await readInto(disk, at(images, index));
           assert.equal(read.kind, 'delta');
-          assert.ok(images[index]!.equals(expected[index]!), `round ${round} disk ${index}`);
+          assert.ok(at(images, index).equals(at(expected, index)), `round ${round} disk ${index}`);
           if (transport === 'cbt-nbd') {
             assert.deepEqual([read.tracker, read.transport], ['xapi-cbt', 'nbd x2']);
             // 70 KiB at an odd offset touches two or three 64 KiB blocks, never a 2 MiB block.

@@ -71,9 +71,11 @@ try {
   const keyDisk = key.disks[0];
   if (keyDisk === undefined) throw new Error('no disk');
   const keySource = await keyDisk.openSource();
-  for await (const block of keySource.source.readBlocks()) void block;
+  let keyBytes = 0;
+  for await (const block of keySource.source.readBlocks()) keyBytes += block.data.length;
   await keySource.source.close();
   await key.commit();
+  console.log(`key: ${(keyBytes / MiB).toFixed(0)} MiB read`);
   const base = keyDisk.reference;
   for (let i = 0; i < writes; i += 1) {
     await s.fx.sim.writeToVdi(vdi, randomInt(0, diskBytes / BLOCK) * BLOCK, randomBytes(BLOCK));

@@ -6,6 +6,7 @@
  * the block list comes from CBT or a VHD BAT. The export name embeds a session: never printed.
  */
 import { X509Certificate } from 'node:crypto';
+import { isIP } from 'node:net';
 import { BlockSet, blockLengthBytes } from '../../disk/index.ts';
 import type { Block, DiskKind, DiskSource, ReadBlocksOptions } from '../../disk/index.ts';
 import { CoreError, MiB, describeError } from '../../core/index.ts';
@@ -74,8 +75,9 @@ export interface XapiNbdSource extends DiskSource {
 export function checkNbdCertificateName(endpoint: XapiNbdEndpoint): void {
   const certificate = new X509Certificate(endpoint.certPem);
   const matches =
-    certificate.checkHost(endpoint.subject) !== undefined ||
-    certificate.checkIP(endpoint.subject) !== undefined;
+    isIP(endpoint.subject) === 0
+      ? certificate.checkHost(endpoint.subject) !== undefined
+      : certificate.checkIP(endpoint.subject) !== undefined;
   if (!matches) {
     throw new XapiError(
       'XAPI_NBD_CERT_NAME',

@@ -1,0 +1,107 @@
+// NBD on the XAPI source: at most 16 connections per host across the source (fewer opened when
+// the host is busy, a stream fallback with NBD_CONNECT_FAILED when none is left), the returned
+// certificate must carry the announced subject, connections dropped mid-read are reopened and
+// the data stays exact, and the export name never appears in errors or logs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { requireTool } from '../../harness/index.ts';
+import { BlockSet } from '../../../src/disk/index.ts';
+import {
+  NbdHostLimiter,
+  XapiError,
+  getNbdInfo,
+  openXapiNbdSource,
+} from '../../../src/hypervisor/xapi/index.ts';
+import { DISK_SIZES, KiB, MiB, at, readInto, startSource } from './source-fixture.ts';
+
+const BLOCK = 64 * KiB;
+
+test('NbdHostLimiter counts per host and frees on release', () => {
+  const limiter = new NbdHostLimiter(2);
+  assert.equal(limiter.tryAcquire('a'), true);
+  assert.equal(limiter.tryAcquire('a'), true);
+  assert.equal(limiter.tryAcquire('a'), false);
+  assert.equal(limiter.tryAcquire('b'), true);
+  limiter.release('a');
+  assert.equal(limiter.inUse('a'), 1);
+  assert.equal(limiter.tryAcquire('a'), true);
+});
+
+test('xapi NBD: host limit, certificate subject, dropped connections, secret export name', async () => {
+  requireTool('qemu-nbd');
+  const s = await startSource();
+  try {
+    await s.write(0, 0, 4 * MiB, 0x44);
+    const expected = await s.image(0);
+    const point = await s.hypervisor.startBackupPoint(s.vm.vmUuid, {
+      scope: 'job1',
+      blockSizeBytes: BLOCK,
+      connections: 4,
+      disks: [{ diskId: '0' }],
+    });
+    const session = s.hypervisor.session;
+    const snapshotVdi = String(
+      await session.call('VDI.get_by_uuid', [at(point.disks, 0).reference.token]),
+    );
+    const endpoints = await getNbdInfo(session, snapshotVdi);
+    const entry = at(endpoints, 0);
+    const secret = entry.exportName.reveal();
+    const options = {
+      sizeBytes: DISK_SIZES[0],
+      blockSizeBytes: BLOCK,
+      kind: 'full' as const,
+      blocks: BlockSet.all(DISK_SIZES[0] / BLOCK),
+    };
+
+    // 15 connections already in use on the host: only one more is opened.
+    const busy = new NbdHostLimiter();
+    for (let i = 0; i < 15; i += 1) busy.tryAcquire(entry.address);
+    const one = await openXapiNbdSource({ ...options, endpoints, connections: 4, limiter: busy });
+    assert.equal(one.connections, 1);
+    assert.equal(busy.inUse(entry.address), 16);
+    await assert.rejects(
+      openXapiNbdSource({ ...options, endpoints, connections: 1, limiter: busy }),
+      { code: 'XAPI_NBD_CONNECT' },
+    );
+    await one.close();
+    assert.equal(busy.inUse(entry.address), 15, 'closing releases the slot');
+
+    // A certificate that does not carry the announced subject is refused before connecting.
+    const error = await openXapiNbdSource({
+      ...options,
+      endpoints: [{ ...entry, subject: 'xcp-host-9.example' }],
+      connections: 1,
+      limiter: new NbdHostLimiter(),
+    }).catch((e: unknown) => e);
+    assert.ok(error instanceof XapiError);
+    assert.equal(error.code, 'XAPI_NBD_CERT_NAME');
+
+    // A wrong pin: the connection fails and the message holds no export name.
+    const pinError = await openXapiNbdSource({
+      ...options,
+      endpoints: [{ ...entry, certSha256Fingerprint: 'AA:'.repeat(31) + 'AA' }],
+      connections: 1,
+      limiter: new NbdHostLimiter(),
+    }).catch((e: unknown) => e);
+    assert.ok(pinError instanceof XapiError);
+    assert.equal(pinError.code, 'XAPI_NBD_CONNECT');
+    assert.equal(JSON.stringify(pinError).includes(secret), false);
+    assert.equal(pinError.message.includes(secret), false);
+
+    // Connections cut during the read are reopened; the key is still exact.
+    s.fx.sim.faults.dropNbdAfterBytes = 512 * KiB;
+    const image = Buffer.alloc(DISK_SIZES[0]);
+    const read = await readInto(at(point.disks, 0), image);
+    assert.equal(read.transport, 'nbd x4');
+    assert.ok(image.equals(expected), 'exact after reconnections');
+    s.fx.sim.faults.dropNbdAfterBytes = undefined;
+    await point.commit();
+    assert.equal(
+      s.fx.logger.records.some((r) => JSON.stringify(r).includes(secret)),
+      false,
+      'export name never logged',
+    );
+  } finally {
+    await s.close();
+  }
+});

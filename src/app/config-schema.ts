@@ -89,6 +89,8 @@ export const sourceSchema = z.discriminatedUnion('type', [
     preferNbd: z.boolean().optional(),
     /** Network (uuid or name) whose addresses NBD must use (Xen Orchestra's backupNetwork). */
     backupNetwork: z.string().min(1).optional(),
+    /** Give the backup network the `nbd` purpose (TLS) if it has none. */
+    enableNbd: z.boolean().optional(),
     /** Keep only CBT metadata of exported snapshots (Xen Orchestra's cbtDestroySnapshotData). */
     purgeSnapshotData: z.boolean().optional(),
   }),

@@ -51,6 +51,7 @@ function openXapiSource(source: XapiSourceConfig, options: { logger?: Logger }):
       displayName: source.name ?? `XAPI ${new URL(source.url).host}`,
       ...(source.preferNbd === undefined ? {} : { preferNbd: source.preferNbd }),
       ...(source.backupNetwork === undefined ? {} : { backupNetwork: source.backupNetwork }),
+      ...(source.enableNbd === undefined ? {} : { enableNbd: source.enableNbd }),
       ...(source.purgeSnapshotData === undefined
         ? {}
         : { purgeSnapshotData: source.purgeSnapshotData }),

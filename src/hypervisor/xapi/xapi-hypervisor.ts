@@ -41,7 +41,7 @@ import {
   type VmDisk,
 } from './inventory.ts';
 import { NbdHostLimiter } from './nbd-reader.ts';
-import { listNetworks } from './networks.ts';
+import { enableNbdOnNetwork, listNetworks } from './networks.ts';
 import { removeLeftovers, snapshotLabelPrefix } from './point-catalogue.ts';
 import type { DiskBase, DiskSourcePlan } from './point-source.ts';
 import type { VmRecord } from './records.ts';
@@ -57,6 +57,8 @@ export interface XapiSourceSettings {
   readonly preferNbd?: boolean;
   /** Network (uuid or name) whose addresses NBD must use (Xen Orchestra's `backupNetwork`). */
   readonly backupNetwork?: string;
+  /** Give the backup network the `nbd` purpose when it has none (XO's pool Network tab). */
+  readonly enableNbd?: boolean;
   /** After a commit, keep only the CBT metadata of the new snapshot (`cbtDestroySnapshotData`). */
   readonly purgeSnapshotData?: boolean;
   /** VDI_IN_USE retries when releasing snapshots. */
@@ -178,6 +180,12 @@ export class XapiHypervisor implements Hypervisor {
     if (network === undefined) {
       throw new XapiError('XAPI_RECORD_INVALID', `no network ${wanted} (backupNetwork)`, {
         details: { className: 'network', field: 'backupNetwork' },
+      });
+    }
+    if (this.#settings.enableNbd === true && network.nbd === 'off') {
+      await enableNbdOnNetwork(this.session, network.ref);
+      this.session.logger.log('info', 'NBD enabled on the backup network', {
+        network: network.record.uuid,
       });
     }
     return new Set(network.addresses);

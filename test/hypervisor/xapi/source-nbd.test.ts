@@ -105,3 +105,39 @@ test('xapi NBD: host limit, certificate subject, dropped connections, secret exp
     await s.close();
   }
 });
+
+test('xapi NBD: without an NBD network the stream is used (NBD_UNAVAILABLE); enableNbd turns it on', async () => {
+  requireTool('qemu-nbd');
+  const s = await startSource({ nbd: false });
+  try {
+    await s.write(1, MiB, MiB, 0x55);
+    const expected = await s.image(1);
+    const point = await s.hypervisor.startBackupPoint(s.vm.vmUuid, {
+      scope: 'job1',
+      blockSizeBytes: BLOCK,
+      disks: [{ diskId: '1' }],
+    });
+    const image = Buffer.alloc(DISK_SIZES[1]);
+    const read = await readInto(at(point.disks, 0), image);
+    assert.deepEqual([read.transport, read.fallback], ['stream vhd', 'NBD_UNAVAILABLE']);
+    assert.ok(image.equals(expected));
+    await point.commit();
+
+    const enabling = await s.reopen({ backupNetwork: 'Backup network', enableNbd: true });
+    const next = await enabling.startBackupPoint(s.vm.vmUuid, {
+      scope: 'job1',
+      blockSizeBytes: BLOCK,
+      disks: [{ diskId: '1', previous: at(point.disks, 0).reference }],
+    });
+    const delta = await readInto(at(next.disks, 0), image);
+    assert.deepEqual([delta.kind, delta.transport, delta.fallback], ['delta', 'nbd x1', undefined]);
+    assert.ok(image.equals(expected));
+    await next.commit();
+    const network = [...s.fx.sim.db.table('network').values()].find(
+      (n) => n['name_label'] === 'Backup network',
+    );
+    assert.deepEqual(network?.['purpose'], ['nbd']);
+  } finally {
+    await s.close();
+  }
+});

@@ -17,6 +17,8 @@ import { redactSecrets } from './session.ts';
 
 /** xapi-nbd's `connection_limit` (xapi.md §6). */
 export const MAX_NBD_CONNECTIONS_PER_HOST = 16;
+/** Longest read request made of consecutive blocks (XO reads 2 MiB blocks, xapi.md §6). */
+const MAX_RUN_BYTES = 2 * MiB;
 
 /** Counts NBD connections per host address for one XAPI source. */
 export class NbdHostLimiter {
@@ -144,26 +146,43 @@ class NbdReader implements XapiNbdSource {
     return this.#connections.length;
   }
 
+  /**
+   * Runs of consecutive blocks are read with one request of up to 2 MiB (xapi-nbd serves one
+   * request at a time per connection: fewer, longer reads), dealt round-robin over the
+   * connections, within the read-ahead window; blocks are yielded in index order.
+   */
   async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
-    const queue: { index: number; lengthBytes: number; data: Promise<Buffer> }[] = [];
+    const queue: { first: number; count: number; lengthBytes: number; data: Promise<Buffer> }[] =
+      [];
     let queuedBytes = 0;
     let sequence = 0;
+    const runLimitBytes = Math.max(MAX_RUN_BYTES, this.blockSizeBytes);
     const indexes = this.blocks[Symbol.iterator]();
     let next = indexes.next();
     try {
       for (;;) {
         while (next.done !== true) {
-          const index = next.value;
-          const lengthBytes = blockLengthBytes(index, this.sizeBytes, this.blockSizeBytes);
+          const first = next.value;
+          let count = 1;
+          let lengthBytes = blockLengthBytes(first, this.sizeBytes, this.blockSizeBytes);
           if (queue.length > 0 && queuedBytes + lengthBytes > this.#windowBytes) break;
+          next = indexes.next();
+          while (
+            next.done !== true &&
+            next.value === first + count &&
+            lengthBytes + this.blockSizeBytes <= runLimitBytes
+          ) {
+            lengthBytes += blockLengthBytes(next.value, this.sizeBytes, this.blockSizeBytes);
+            count += 1;
+            next = indexes.next();
+          }
           const connection = this.#connections[sequence % this.#connections.length];
           if (connection === undefined) throw new CoreError('INVALID_ARGUMENT', 'no connection');
           sequence += 1;
-          const data = connection.pool.read(index * this.blockSizeBytes, lengthBytes);
+          const data = connection.pool.read(first * this.blockSizeBytes, lengthBytes);
           data.catch(() => undefined);
-          queue.push({ index, lengthBytes, data });
+          queue.push({ first, count, lengthBytes, data });
           queuedBytes += lengthBytes;
-          next = indexes.next();
         }
         const head = queue.shift();
         if (head === undefined) return;
@@ -171,7 +190,12 @@ class NbdReader implements XapiNbdSource {
           throw new CoreError('CANCELLED', 'NBD read cancelled', { cause: options.signal.reason });
         const data = await head.data;
         queuedBytes -= head.lengthBytes;
-        yield { index: head.index, data };
+        for (let i = 0; i < head.count; i += 1) {
+          const index = head.first + i;
+          const offset = i * this.blockSizeBytes;
+          const length = blockLengthBytes(index, this.sizeBytes, this.blockSizeBytes);
+          yield { index, data: data.subarray(offset, offset + length) };
+        }
       }
     } finally {
       for (const pending of queue) pending.data.catch(() => undefined);

@@ -66,6 +66,34 @@ export const sourceSchema = z.discriminatedUnion('type', [
     scratchDir: z.string().optional(),
     machines: z.array(qemuMachineSchema).min(1),
   }),
+  z.strictObject({
+    type: z.literal('xapi'),
+    id: idSchema,
+    name: z.string().max(200).optional(),
+    /** Pool master (or any member: HOST_IS_SLAVE is followed), e.g. https://xcp-master. */
+    url: z.url({ protocol: /^https?$/ }),
+    username: z.string().min(1),
+    /** Secret: never printed (redactSource). */
+    password: z.string().min(1),
+    /** Trust for the host certificate: pinned SHA-256 fingerprints, or a CA (system store by default). */
+    tls: z
+      .discriminatedUnion('kind', [
+        z.strictObject({
+          kind: z.literal('pinned'),
+          sha256Fingerprints: z.array(z.string().min(1)).min(1),
+        }),
+        z.strictObject({ kind: z.literal('ca'), caFile: z.string().min(1).optional() }),
+      ])
+      .optional(),
+    /** Default for jobs that do not say: read disks over NBD where the pool offers it. */
+    preferNbd: z.boolean().optional(),
+    /** Network (uuid or name) whose addresses NBD must use (Xen Orchestra's backupNetwork). */
+    backupNetwork: z.string().min(1).optional(),
+    /** Give the backup network the `nbd` purpose (TLS) if it has none. */
+    enableNbd: z.boolean().optional(),
+    /** Keep only CBT metadata of exported snapshots (Xen Orchestra's cbtDestroySnapshotData). */
+    purgeSnapshotData: z.boolean().optional(),
+  }),
 ]);
 
 export const configFileSchema = z.strictObject({
@@ -101,6 +129,11 @@ export function parseConfigFile(value: unknown, origin = 'configuration'): Confi
       );
   }
   return config;
+}
+
+/** A source for display: without its password. */
+export function redactSource(source: SourceConfig): SourceConfig {
+  return source.type === 'xapi' ? { ...source, password: '********' } : source;
 }
 
 /** A remote for display: the store config without secrets. */

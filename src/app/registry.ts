@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import type { Clock, Logger } from '../core/index.ts';
 import { openNbdDisk, openNbdSink } from '../disk/index.ts';
 import type { NbdTlsOptions } from '../nbd/index.ts';
+import { readFileSync } from 'node:fs';
 import {
+  LazyXapiHypervisor,
   QemuHypervisor,
   type Hypervisor,
   type OpenNbdDisk,
@@ -19,6 +21,44 @@ import { Repository, RepositoryError } from '../repository/index.ts';
 import { openStore } from '../storage/index.ts';
 import type { RemoteTarget } from '../jobs/index.ts';
 import type { RemoteConfig, SourceConfig } from './config-schema.ts';
+
+type QemuSourceConfig = Extract<SourceConfig, { type: 'qemu' }>;
+type XapiSourceConfig = Extract<SourceConfig, { type: 'xapi' }>;
+
+/** A XAPI source: logs in on first use; the password stays inside the session. */
+function openXapiSource(source: XapiSourceConfig, options: { logger?: Logger }): Hypervisor {
+  const tls = source.tls;
+  return new LazyXapiHypervisor(
+    {
+      url: source.url,
+      username: source.username,
+      password: source.password,
+      ...(tls === undefined
+        ? {}
+        : {
+            trust:
+              tls.kind === 'pinned'
+                ? { kind: 'pinned', sha256Fingerprints: tls.sha256Fingerprints }
+                : {
+                    kind: 'ca',
+                    ...(tls.caFile === undefined
+                      ? {}
+                      : { caPem: readFileSync(tls.caFile, 'utf8') }),
+                  },
+          }),
+      ...(options.logger === undefined ? {} : { logger: options.logger }),
+    },
+    {
+      displayName: source.name ?? `XAPI ${new URL(source.url).host}`,
+      ...(source.preferNbd === undefined ? {} : { preferNbd: source.preferNbd }),
+      ...(source.backupNetwork === undefined ? {} : { backupNetwork: source.backupNetwork }),
+      ...(source.enableNbd === undefined ? {} : { enableNbd: source.enableNbd }),
+      ...(source.purgeSnapshotData === undefined
+        ? {}
+        : { purgeSnapshotData: source.purgeSnapshotData }),
+    },
+  );
+}
 
 /** The NBD client as the hypervisor layer's injected dependency. */
 export const realOpenNbdDisk: OpenNbdDisk = (options) =>
@@ -74,7 +114,7 @@ export async function openRemote(
 }
 
 function toNbdServer(
-  server: NonNullable<SourceConfig['machines'][number]['nbdServer']>,
+  server: NonNullable<QemuSourceConfig['machines'][number]['nbdServer']>,
 ): QemuNbdServerConfig {
   if (server.transport === 'unix') return server;
   return {
@@ -90,6 +130,7 @@ export function openSource(
   source: SourceConfig,
   options: { dataDir: string; logger?: Logger; clock?: Clock; openDisk?: OpenNbdDisk },
 ): Hypervisor {
+  if (source.type === 'xapi') return openXapiSource(source, options);
   return new QemuHypervisor({
     scratchDir: source.scratchDir ?? join(options.dataDir, 'scratch', source.id),
     openDisk: options.openDisk ?? realOpenNbdDisk,

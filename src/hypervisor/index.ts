@@ -10,3 +10,4 @@ export * from './request.ts';
 export * from './fake/index.ts';
 export * from './open-nbd-disk.ts';
 export * from './qemu/index.ts';
+export * from './xapi/index.ts';

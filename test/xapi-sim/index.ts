@@ -8,3 +8,4 @@ export * from './sim-context.ts';
 export * from './pool-db.ts';
 export * from './cbt-tracker.ts';
 export * from './xmlrpc-format.ts';
+export * from './vhd-encoder.ts';

@@ -23,6 +23,7 @@ export class SimNbdExports {
   readonly #exports = new Map<string, Promise<VdiExport>>();
   readonly #sockets = new Set<Socket>();
   readonly #clients = new Set<Socket>();
+  readonly #stopping = new Set<Promise<void>>();
 
   constructor(dir: string, pki: Pki, faults: SimFaults) {
     this.#dir = dir;
@@ -135,8 +136,16 @@ export class SimNbdExports {
     await vdiExport.server.stop();
   }
 
+  /** Stops a VDI's server in the background (XAPI's destroy does not wait for xapi-nbd). */
+  stopLater(vdiUuid: string): void {
+    const stopping = this.stop(vdiUuid).catch(() => undefined);
+    this.#stopping.add(stopping);
+    void stopping.then(() => this.#stopping.delete(stopping));
+  }
+
   async stopAll(): Promise<void> {
     this.dropConnections();
     for (const uuid of [...this.#exports.keys()]) await this.stop(uuid);
+    await Promise.all([...this.#stopping]);
   }
 }

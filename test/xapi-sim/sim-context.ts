@@ -25,6 +25,8 @@ export interface SimFaults {
   dropNbdAfterBytes: number | undefined;
   /** Delay before an Async task runs (the client must poll). */
   asyncDelayMs: number;
+  /** export_raw_vdi refuses every `base=` (XAPI cannot compute the delta). */
+  refuseVhdBase: boolean;
 }
 
 export function defaultFaults(): SimFaults {
@@ -39,6 +41,7 @@ export function defaultFaults(): SimFaults {
     intsAsStrings: false,
     dropNbdAfterBytes: undefined,
     asyncDelayMs: 20,
+    refuseVhdBase: false,
   };
 }
 

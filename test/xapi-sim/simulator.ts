@@ -133,7 +133,8 @@ export class XapiSimulator {
       },
       stopNbd: async (vdiRef) => {
         const vdi = this.db.table('VDI').get(vdiRef);
-        if (vdi !== undefined) await this.#nbd?.stop(String(vdi['uuid']));
+        if (vdi !== undefined) this.#nbd?.stopLater(String(vdi['uuid']));
+        await Promise.resolve();
       },
       vhdEncoder: this.#options.vhdEncoder,
       recordWrite: (vdiRef, offsetBytes, lengthBytes) => {

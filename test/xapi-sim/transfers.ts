@@ -6,6 +6,7 @@
 import { createReadStream } from 'node:fs';
 import { open } from 'node:fs/promises';
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { openVhdStreamDisk } from '../../src/disk/index.ts';
 import { SimApiError } from './pool-db.ts';
 import { checkSession } from './rpc-methods.ts';
 import type { SimContext } from './sim-context.ts';
@@ -109,6 +110,19 @@ async function exportVdi(
     if (base !== null) {
       const baseRef = ctx.db.resolve('VDI', base);
       basePath = ctx.db.vdiFiles.get(baseRef);
+      const baseVdi = ctx.db.get('VDI', baseRef);
+      const liveOf = (record: Record<string, unknown>, ref: string): string =>
+        record['is_a_snapshot'] === true ? String(record['snapshot_of']) : ref;
+      if (
+        ctx.faults.refuseVhdBase ||
+        baseVdi['SR'] !== vdi['SR'] ||
+        liveOf(baseVdi, baseRef) !== liveOf(vdi, vdiRef)
+      ) {
+        // XAPI diffs VHD chains: a base on another SR or chain cannot be diffed (xapi.md §10).
+        failTask(ctx, taskRef, ['VDI_NOT_IN_MAP', baseRef]);
+        answer(res, 500, 'cannot compute a delta from this base');
+        return;
+      }
       if (basePath === undefined) {
         failTask(ctx, taskRef, ['VDI_INCOMPATIBLE_TYPE', baseRef, 'base VDI is not a vhd']);
         answer(res, 500, 'base VDI is not a vhd');
@@ -143,7 +157,18 @@ async function exportVdi(
       return;
     }
     sentBytes += buffer.length;
-    if (!res.write(buffer)) await new Promise((resolve) => res.once('drain', resolve));
+    if (!res.write(buffer)) {
+      await new Promise((resolve) => {
+        res.once('drain', resolve);
+        res.once('close', resolve);
+      });
+    }
+    if (res.destroyed) {
+      // The client went away (a BAT-only read): stop producing, free the encoder's files.
+      (stream as unknown as { destroy?: () => void }).destroy?.();
+      failTask(ctx, taskRef, ['VDI_IO_ERROR', 'connection closed by the client']);
+      return;
+    }
   }
   res.end();
   succeedTask(ctx, taskRef);
@@ -167,6 +192,10 @@ async function importVdi(
     return;
   }
   const lengthBytes = Number(lengthHeader);
+  if (format === 'vhd' && path !== undefined) {
+    await importVhd(ctx, taskRef, vdiRef, path, req, res);
+    return;
+  }
   if (format !== 'raw' || path === undefined || lengthBytes > Number(vdi['virtual_size'])) {
     failTask(ctx, taskRef, ['VDI_IO_ERROR', 'cannot import this body into this VDI']);
     req.resume();
@@ -189,6 +218,42 @@ async function importVdi(
     failTask(ctx, taskRef, ['VDI_IO_ERROR', 'short body']);
     answer(res, 500, 'short body');
     return;
+  }
+  succeedTask(ctx, taskRef);
+  answer(res, 200, '');
+}
+
+/** A dynamic VHD body written block by block into the VDI's image (XAPI's vhd import). */
+async function importVhd(
+  ctx: SimContext,
+  taskRef: string | null,
+  vdiRef: string,
+  path: string,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const handle = await open(path, 'r+');
+  try {
+    const disk = await openVhdStreamDisk(req as AsyncIterable<Buffer>);
+    if (
+      disk.kind !== 'full' ||
+      disk.sizeBytes !== Number(ctx.db.get('VDI', vdiRef)['virtual_size'])
+    ) {
+      throw new Error('only a dynamic VHD of the VDI size can be imported');
+    }
+    for await (const block of disk.readBlocks()) {
+      await handle.write(block.data, 0, block.data.length, block.index * disk.blockSizeBytes);
+      ctx.recordWrite(vdiRef, block.index * disk.blockSizeBytes, block.data.length);
+    }
+    await disk.close();
+    req.resume();
+  } catch (error) {
+    req.resume();
+    failTask(ctx, taskRef, ['VDI_IO_ERROR', String(error)]);
+    answer(res, 500, 'vhd import failed');
+    return;
+  } finally {
+    await handle.close();
   }
   succeedTask(ctx, taskRef);
   answer(res, 200, '');

@@ -239,3 +239,45 @@ export async function vdiCreate(ctx: SimContext, [record]: readonly unknown[]): 
     },
   );
 }
+
+function recordArg(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value !== 'object' || value === null)
+    throw new SimApiError('FIELD_TYPE_ERROR', [what]);
+  return value as Record<string, unknown>;
+}
+
+/** VM.create(record): a halted VM without devices (the fields a restore sets; others default). */
+export function vmCreate(ctx: SimContext, [record]: readonly unknown[]): string {
+  const fields = recordArg(record, 'VM record');
+  if (typeof fields['name_label'] !== 'string')
+    throw new SimApiError('FIELD_TYPE_ERROR', ['name_label']);
+  return ctx.db.insertVm({
+    name_label: fields['name_label'],
+    name_description: str(fields['name_description'] ?? ''),
+    power_state: 'Halted',
+    other_config: { ...((fields['other_config'] ?? {}) as Record<string, string>) },
+  });
+}
+
+/** VBD.create(record): attaches a VDI to a VM at a userdevice position. */
+export function vbdCreate(ctx: SimContext, [record]: readonly unknown[]): string {
+  const fields = recordArg(record, 'VBD record');
+  const vm = ctx.db.get('VM', fields['VM']);
+  const vdiRef = str(fields['VDI'] ?? NULL_REF);
+  if (vdiRef !== NULL_REF) ctx.db.get('VDI', vdiRef);
+  const userdevice = str(fields['userdevice'] ?? '');
+  for (const vbdRef of vm['VBDs'] as string[]) {
+    if (ctx.db.get('VBD', vbdRef)['userdevice'] === userdevice)
+      throw new SimApiError('DEVICE_ALREADY_EXISTS', [userdevice]);
+  }
+  return ctx.db.insertVbd({
+    VM: str(fields['VM']),
+    VDI: vdiRef,
+    userdevice,
+    type: str(fields['type'] ?? 'Disk'),
+    mode: str(fields['mode'] ?? 'RW'),
+    bootable: fields['bootable'] === true,
+    empty: fields['empty'] === true,
+    currently_attached: false,
+  });
+}

@@ -1,6 +1,7 @@
 /** `vmdelta source add-qemu|list|machines`: hypervisor sources the jobs back up from. */
 import type { Command } from 'commander';
 import { formatBytes } from '../../core/index.ts';
+import { redactSource } from '../../app/index.ts';
 import { withApp, withAppOptions, type AppCliOptions } from '../app-options.ts';
 import { printJson, type CliIo } from '../io.ts';
 
@@ -68,7 +69,10 @@ export function registerSource(program: Command, io: CliIo): void {
         }
         const saved = app.saveSource({ type: 'qemu', id, machines: [...machines.values()] });
         if (options.json === true) printJson(io, saved);
-        else io.stdout.write(`source ${id} saved (${saved.machines.length} machine(s))\n`);
+        else
+          io.stdout.write(
+            `source ${id} saved (${saved.type === 'qemu' ? saved.machines.length : 0} machine(s))\n`,
+          );
         return Promise.resolve();
       });
     },
@@ -77,11 +81,13 @@ export function registerSource(program: Command, io: CliIo): void {
   withAppOptions(source.command('list').description('list sources')).action(
     async (options: AppCliOptions) => {
       await withApp(options, (app) => {
-        const sources = app.sources();
+        const sources = app.sources().map(redactSource);
         if (options.json === true) printJson(io, sources);
         else
           for (const s of sources)
-            io.stdout.write(`${s.id}\t${s.type}\t${s.machines.map((m) => m.id).join(', ')}\n`);
+            io.stdout.write(
+              `${s.id}\t${s.type}\t${s.type === 'qemu' ? s.machines.map((m) => m.id).join(', ') : s.url}\n`,
+            );
         return Promise.resolve();
       });
     },

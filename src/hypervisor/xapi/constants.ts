@@ -57,6 +57,8 @@ export const OtherConfigKeys = {
   vm: 'vmdelta:vm',
   datetime: 'vmdelta:datetime',
   exported: 'vmdelta:exported',
+  /** The point id (unique per snapshot). */
+  point: 'vmdelta:point',
 } as const;
 
 /** VDIs whose name_label starts with this are not backed up (Xen Orchestra's rule, xapi.md §11). */

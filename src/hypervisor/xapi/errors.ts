@@ -25,6 +25,12 @@ export const xapiErrors = {
   XAPI_CBT_BITMAP_INVALID:
     'VDI.list_changed_blocks returned a bitmap that is not base64 or is too short for the disk.',
   XAPI_NO_NBD: 'VDI.get_nbd_info returned no usable NBD endpoint for the disk.',
+  XAPI_NBD_CONNECT:
+    'No NBD connection to the disk could be opened (every endpoint failed, or 16 connections per host are in use).',
+  XAPI_NBD_CERT_NAME:
+    'The certificate VDI.get_nbd_info returned does not carry the name it announced as subject.',
+  XAPI_UNSUPPORTED:
+    'The XAPI source cannot do this (unsupported restore target, block size or stream format).',
 } as const satisfies ErrorCatalogue;
 
 export type XapiErrorCode = keyof typeof xapiErrors;

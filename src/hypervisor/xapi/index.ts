@@ -2,8 +2,9 @@
  * src/hypervisor/xapi — the XenServer / XCP-ng client: JSON-RPC sessions (HOST_IS_SLAVE,
  * SESSION_INVALID, typed errors), tasks, the export_raw_vdi / import_raw_vdi handlers, records and
  * typed helpers for VMs, disks, snapshots, CBT, NBD info and networks. Pure codecs: the XML-RPC
- * value parser (task results) and the CBT bitmap decoder. The backup source built on these (the
- * Hypervisor seam implementation) comes with the seam, the NBD client and the VHD codec.
+ * value parser (task results) and the CBT bitmap decoder. On these, the backup source
+ * (`XapiHypervisor`, the Hypervisor seam): snapshot points, CBT + NBD / VHD BAT + NBD / VHD stream
+ * deltas with structured full reasons, commit/abort hygiene, and restores (docs/design.md §6.3).
  */
 export * from './errors.ts';
 export * from './constants.ts';
@@ -23,3 +24,11 @@ export * from './cbt.ts';
 export * from './nbd-info.ts';
 export * from './networks.ts';
 export * from './vm-operations.ts';
+export * from './nbd-reader.ts';
+export * from './stream-disks.ts';
+export * from './point-source.ts';
+export * from './point-catalogue.ts';
+export * from './xapi-point.ts';
+export * from './xapi-restore.ts';
+export * from './xapi-hypervisor.ts';
+export * from './lazy-source.ts';

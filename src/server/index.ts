@@ -8,3 +8,6 @@ export * from './http/event-hub.ts';
 export * from './auth/password-hash.ts';
 export * from './notify/webhook.ts';
 export * from './scheduler/index.ts';
+export * from './auth/authenticator.ts';
+export * from './job-runner.ts';
+export * from './http-app.ts';

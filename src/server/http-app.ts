@@ -1,0 +1,181 @@
+/**
+ * The service in one process: the JSON API (routes in src/server/api), server-sent events, the
+ * web page, authentication, the scheduler and the run queue, over one opened App. At start-up,
+ * runs left 'running' by a previous process are marked interrupted and reported. `close()` stops
+ * the scheduler, cancels running runs and waits for them (bounded), then closes everything.
+ */
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer, type IncomingMessage, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { App } from '../app/index.ts';
+import type { Logger } from '../core/index.ts';
+import type { RunLog } from '../jobs/index.ts';
+import { ApiBuilder, buildOpenApi } from './api/api-builder.ts';
+import { registerAuthRoutes } from './api/auth-routes.ts';
+import { registerBackupRoutes } from './api/backup-routes.ts';
+import {
+  registerJobRoutes,
+  registerRemoteRoutes,
+  registerSourceRoutes,
+} from './api/config-routes.ts';
+import type { ApiContext } from './api/context.ts';
+import { registerRunRoutes } from './api/run-routes.ts';
+import { Authenticator } from './auth/authenticator.ts';
+import { EventHub } from './http/event-hub.ts';
+import { Router, sendError, sendJson } from './http/router.ts';
+import { JobRunner } from './job-runner.ts';
+import { Scheduler, type ScheduleEntry } from './scheduler/scheduler.ts';
+import { defaultWebDir, serveStatic } from './static-files.ts';
+
+export interface ServiceOptions {
+  readonly app: App;
+  readonly host: string;
+  /** 0 picks a free port. */
+  readonly port: number;
+  readonly tls?: { readonly certPath: string; readonly keyPath: string };
+  readonly webDir?: string;
+  readonly globalConcurrency?: number;
+  readonly resourceConcurrency?: number;
+  readonly formatRunLog: (log: RunLog) => string;
+  readonly logger: Logger;
+  readonly version: string;
+  /** How long close() waits for cancelled runs to end (default 30 s). */
+  readonly stopGraceMs?: number;
+}
+
+export interface RunningService {
+  readonly url: string;
+  /** Run ids found 'running' at start-up and marked 'interrupted'. */
+  readonly interrupted: readonly string[];
+  readonly runner: JobRunner;
+  readonly scheduler: Scheduler;
+  close(): Promise<void>;
+}
+
+export function scheduleEntries(app: App): ScheduleEntry[] {
+  return app.jobs().flatMap((job) =>
+    job.schedules.map((s) => ({
+      jobId: job.id,
+      scheduleId: s.id,
+      cron: s.cron,
+      timezone: s.timezone,
+      enabled: s.enabled,
+    })),
+  );
+}
+
+export async function startService(options: ServiceOptions): Promise<RunningService> {
+  const { app, logger } = options;
+  const interrupted = app.store.markInterruptedRuns(app.clock.nowMs());
+  const hub = new EventHub();
+  const auth = new Authenticator(app.store, app.clock);
+  const runner = new JobRunner({
+    app,
+    hub,
+    logger,
+    ...(options.globalConcurrency === undefined
+      ? {}
+      : { globalConcurrency: options.globalConcurrency }),
+    ...(options.resourceConcurrency === undefined
+      ? {}
+      : { resourceConcurrency: options.resourceConcurrency }),
+  });
+  const scheduler = new Scheduler(app.clock, {
+    listSchedules: () => scheduleEntries(app),
+    isJobRunning: (jobId) => runner.isBusy(jobId),
+    startRun: (entry) => {
+      runner.start(entry.jobId, { scheduleId: entry.scheduleId, trigger: 'schedule' });
+    },
+    onSkipped: (entry, dueMs, reason) =>
+      runner.recordSkipped(entry.jobId, entry.scheduleId, dueMs, reason),
+    onError: (entry, error) =>
+      logger.log('error', 'schedule error', {
+        jobId: entry.jobId,
+        scheduleId: entry.scheduleId,
+        message: (error as Error).message,
+      }),
+  });
+  const ctx: ApiContext = {
+    app,
+    runner,
+    hub,
+    auth,
+    upcoming: () => scheduler.upcoming(),
+    formatRunLog: options.formatRunLog,
+    secure: options.tls !== undefined,
+  };
+  const authenticate = (req: IncomingMessage): Promise<string | undefined> =>
+    Promise.resolve(auth.authenticate(req));
+  const router = new Router(authenticate);
+  const api = new ApiBuilder(router);
+  registerAuthRoutes(api, ctx);
+  registerRemoteRoutes(api, ctx);
+  registerSourceRoutes(api, ctx);
+  registerJobRoutes(api, ctx);
+  registerRunRoutes(api, ctx);
+  registerBackupRoutes(api, ctx);
+  const openApi = () => buildOpenApi(api.docs, options.version);
+  api.route(
+    'GET',
+    '/api/openapi.json',
+    { summary: 'this OpenAPI document', tag: 'meta' },
+    async () => ({ json: openApi() }),
+  );
+  const webDir = options.webDir ?? defaultWebDir;
+
+  const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
+    void (async () => {
+      try {
+        if (await router.handle(req, res)) return;
+        if ((req.url ?? '').startsWith('/api/')) {
+          sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no such API route' } });
+          return;
+        }
+        await serveStatic(req, res, webDir, auth.authenticate(req));
+      } catch (error) {
+        sendError(res, error);
+      }
+    })();
+  };
+  const server: Server =
+    options.tls === undefined
+      ? createHttpServer(handler)
+      : createHttpsServer(
+          { cert: readFileSync(options.tls.certPath), key: readFileSync(options.tls.keyPath) },
+          handler,
+        );
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const hostForUrl = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  const url = `${options.tls === undefined ? 'http' : 'https'}://${hostForUrl}:${address.port}`;
+  scheduler.start();
+  logger.log('info', 'vmdelta serve listening', { url, interrupted: interrupted.length });
+
+  let closing: Promise<void> | undefined;
+  const close = async (): Promise<void> => {
+    await scheduler.stop();
+    for (const live of runner.live()) runner.cancel(live.runId);
+    const graceMs = options.stopGraceMs ?? 30_000;
+    await Promise.race([runner.idle(), new Promise((r) => setTimeout(r, graceMs).unref())]);
+    hub.close();
+    await new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+    await app.close();
+  };
+  return {
+    url,
+    interrupted,
+    runner,
+    scheduler,
+    close: () => (closing ??= close()),
+  };
+}

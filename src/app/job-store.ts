@@ -192,8 +192,7 @@ export class JobStore {
 
   getUserPasswordHash(name: string): string | undefined {
     const row = this.#db.prepare('SELECT password_hash FROM users WHERE name = ?').get(name) as
-      | { password_hash: string }
-      | undefined;
+      { password_hash: string } | undefined;
     return row?.password_hash;
   }
 

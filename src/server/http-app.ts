@@ -9,7 +9,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server } f
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { App } from '../app/index.ts';
-import type { Logger } from '../core/index.ts';
+import type { Clock, Logger } from '../core/index.ts';
 import type { RunLog } from '../jobs/index.ts';
 import { ApiBuilder, buildOpenApi } from './api/api-builder.ts';
 import { registerAuthRoutes } from './api/auth-routes.ts';
@@ -65,6 +65,30 @@ export function scheduleEntries(app: App): ScheduleEntry[] {
   );
 }
 
+/** The scheduler wired to the job runner: due runs are queued, busy jobs' occurrences skipped. */
+export function createScheduler(
+  app: App,
+  runner: JobRunner,
+  logger: Logger,
+  clock: Clock = app.clock,
+): Scheduler {
+  return new Scheduler(clock, {
+    listSchedules: () => scheduleEntries(app),
+    isJobRunning: (jobId) => runner.isBusy(jobId),
+    startRun: (entry) => {
+      runner.start(entry.jobId, { scheduleId: entry.scheduleId, trigger: 'schedule' });
+    },
+    onSkipped: (entry, dueMs, reason) =>
+      runner.recordSkipped(entry.jobId, entry.scheduleId, dueMs, reason),
+    onError: (entry, error) =>
+      logger.log('error', 'schedule error', {
+        jobId: entry.jobId,
+        scheduleId: entry.scheduleId,
+        message: (error as Error).message,
+      }),
+  });
+}
+
 export async function startService(options: ServiceOptions): Promise<RunningService> {
   const { app, logger } = options;
   const interrupted = app.store.markInterruptedRuns(app.clock.nowMs());
@@ -81,21 +105,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
       ? {}
       : { resourceConcurrency: options.resourceConcurrency }),
   });
-  const scheduler = new Scheduler(app.clock, {
-    listSchedules: () => scheduleEntries(app),
-    isJobRunning: (jobId) => runner.isBusy(jobId),
-    startRun: (entry) => {
-      runner.start(entry.jobId, { scheduleId: entry.scheduleId, trigger: 'schedule' });
-    },
-    onSkipped: (entry, dueMs, reason) =>
-      runner.recordSkipped(entry.jobId, entry.scheduleId, dueMs, reason),
-    onError: (entry, error) =>
-      logger.log('error', 'schedule error', {
-        jobId: entry.jobId,
-        scheduleId: entry.scheduleId,
-        message: (error as Error).message,
-      }),
-  });
+  const scheduler = createScheduler(app, runner, logger);
   const ctx: ApiContext = {
     app,
     runner,

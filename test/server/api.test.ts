@@ -126,7 +126,7 @@ test('API: auth, validation, config, a run watched by SSE, logs, restore points,
     assert.equal(machines.status, 200);
     const listed = machines.json as { id: string; disks: unknown[] }[];
     assert.equal(listed[0]?.id, machine.id);
-    assert.equal(listed[0]?.disks.length, 2);
+    assert.equal(listed[0].disks.length, 2);
 
     const job = {
       name: 'API nightly',
@@ -208,9 +208,9 @@ test('API: auth, validation, config, a run watched by SSE, logs, restore points,
       nextRun: { scheduleId: string; nextMs: number } | null;
     }[];
     assert.equal(jobs[0]?.lastRun?.runId, secondId);
-    assert.equal(jobs[0]?.lastRun?.status, 'success');
-    assert.equal(jobs[0]?.nextRun?.scheduleId, 'nightly');
-    assert.ok((jobs[0]?.nextRun?.nextMs ?? 0) > Date.now());
+    assert.equal(jobs[0].lastRun.status, 'success');
+    assert.equal(jobs[0].nextRun?.scheduleId, 'nightly');
+    assert.ok(jobs[0].nextRun.nextMs > Date.now());
 
     const points = (await call(url, cookie, 'GET', `/api/machines/${machine.id}/restore-points`))
       .json as PointsAnswer;

@@ -134,9 +134,7 @@ test('web page: log in, add a remote, create a job, run it with live progress, r
     const logText = (await page.textContent('#log-text')) ?? '';
     assert.match(logText, /Transfer data using NBD \(3 connections\)/);
     assert.match(logText, /SUCCESS/);
-    const transports = await page.$$eval('#run-log .transport', (els) =>
-      els.map((e) => e.textContent),
-    );
+    const transports = await page.locator('#run-log .transport').allTextContents();
     assert.deepEqual(transports, [
       'Transfer data using NBD (3 connections)',
       'Transfer data using NBD (3 connections)',

@@ -42,7 +42,7 @@ export async function startServe(
     what: 'vmdelta serve',
     ready: () => canConnect({ host: '127.0.0.1', port }),
   });
-  return { url, pid: child.pid, stop: child.stop, output: child.output };
+  return { url, pid: child.pid, stop: () => child.stop(), output: () => child.output() };
 }
 
 export async function login(url: string, user = USER, password = PASSWORD): Promise<string> {

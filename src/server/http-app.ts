@@ -53,6 +53,15 @@ export interface RunningService {
   close(): Promise<void>;
 }
 
+/** A request body that is not JSON (a cross-site form post, for one): refused with 415. */
+function hasNonJsonBody(req: IncomingMessage): boolean {
+  const hasBody =
+    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0') ||
+    req.headers['transfer-encoding'] !== undefined;
+  const type = req.headers['content-type'] ?? '';
+  return hasBody && !/^application\/json\b/i.test(type);
+}
+
 export function scheduleEntries(app: App): ScheduleEntry[] {
   return app.jobs().flatMap((job) =>
     job.schedules.map((s) => ({
@@ -137,6 +146,12 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {
     void (async () => {
       try {
+        if (hasNonJsonBody(req)) {
+          sendJson(res, 415, {
+            error: { code: 'BODY_INVALID', message: 'send request bodies as application/json' },
+          });
+          return;
+        }
         if (await router.handle(req, res)) return;
         if ((req.url ?? '').startsWith('/api/')) {
           sendJson(res, 404, { error: { code: 'NOT_FOUND', message: 'no such API route' } });

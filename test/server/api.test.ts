@@ -69,6 +69,12 @@ test('API: auth, validation, config, a run watched by SSE, logs, restore points,
     assert.match(setCookie, /SameSite=Strict/);
     const cookie = await login(url);
     assert.deepEqual((await call(url, cookie, 'GET', '/api/me')).json, { user: USER });
+    const formPost = await fetch(`${url}/api/tokens`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'text/plain' },
+      body: JSON.stringify({ label: 'csrf' }),
+    });
+    assert.equal(formPost.status, 415, 'non-JSON bodies are refused');
 
     // Configuration; bodies validated with the field named; secrets never returned.
     const remotePath = join(tmp.path, 'remote-a');

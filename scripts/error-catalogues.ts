@@ -13,6 +13,8 @@ import { repositoryErrors } from '../src/repository/index.ts';
 import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 import { vhdErrors } from '../src/vhd/index.ts';
+import { appErrors } from '../src/app/index.ts';
+import { serverErrors } from '../src/server/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -25,4 +27,6 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'hypervisor', catalogue: hypervisorErrors },
   { layer: 'hypervisor/qemu (QMP)', catalogue: qmpErrors },
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
+  { layer: 'app', catalogue: appErrors },
+  { layer: 'server (HTTP API)', catalogue: serverErrors },
 ];

@@ -11,3 +11,4 @@ export * from './scheduler/index.ts';
 export * from './auth/authenticator.ts';
 export * from './job-runner.ts';
 export * from './http-app.ts';
+export * from './errors.ts';

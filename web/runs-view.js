@@ -27,6 +27,19 @@ function liveCard(run) {
       h('strong', {}, run.jobId),
       badge(run.state),
       h('a', { href: `#/runs/${encodeURIComponent(run.runId)}` }, run.runId),
+      h(
+        'button',
+        {
+          class: 'secondary cancel-run',
+          title:
+            'stop this run; a machine being backed up is rolled back, nothing half-written stays',
+          onclick: () =>
+            void api('POST', `/api/runs/${encodeURIComponent(run.runId)}/cancel`).catch(
+              () => undefined,
+            ),
+        },
+        'Cancel',
+      ),
     ),
     machines.length === 0 ? h('p', { class: 'muted' }, 'waiting for a free slot…') : null,
     machines.map((m) =>

@@ -4,7 +4,9 @@
 // interrupted and reports them, serves HTTPS with a Secure session cookie, and stops on SIGTERM.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
 import { request } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { App, JobStore } from '../../src/app/index.ts';
@@ -22,6 +24,16 @@ test('a due schedule starts a run through the queue; a busy job’s occurrence i
   const machine = await DemoMachine.start(tmp.path, [4 * MiB]);
   const app = App.open({ dataDir: join(tmp.path, 'data') });
   const hub = new EventHub();
+  const received: { url: string; body: Record<string, unknown> }[] = [];
+  const webhook = createServer((req, res) => {
+    let body = '';
+    req.on('data', (chunk: Buffer) => (body += chunk.toString()));
+    req.on('end', () => {
+      received.push({ url: req.url ?? '', body: JSON.parse(body) as Record<string, unknown> });
+      res.end('ok');
+    });
+  });
+  await new Promise<void>((resolve) => webhook.listen(0, '127.0.0.1', resolve));
   try {
     await machine.guestWrites('disk0', 4, 7);
     app.saveRemote({ id: 'r', store: { type: 'local', path: join(tmp.path, 'remote') } });
@@ -36,7 +48,11 @@ test('a due schedule starts a run through the queue; a busy job’s occurrence i
         },
       ],
     });
-    const job = (id: string, schedules: { id: string; cron: string; timezone: string }[]) =>
+    const job = (
+      id: string,
+      schedules: { id: string; cron: string; timezone: string }[],
+      settings: Record<string, unknown> = {},
+    ) =>
       app.saveJob({
         id,
         name: id,
@@ -44,6 +60,7 @@ test('a due schedule starts a run through the queue; a busy job’s occurrence i
         machines: { ids: [machine.id] },
         remotes: ['r'],
         schedules: schedules.map((s) => ({ ...s, exportRetention: 3 })),
+        settings,
       });
     // Two schedules of job "a" due at the same minute: one runs, the other is skipped.
     job('a', [
@@ -51,7 +68,11 @@ test('a due schedule starts a run through the queue; a busy job’s occurrence i
       { id: 'utc', cron: '0 2 * * *', timezone: 'UTC' },
     ]);
     // Job "b" uses the same remote: with one run per remote it waits in the queue.
-    job('b', [{ id: 'nightly', cron: '0 2 * * *', timezone: 'UTC' }]);
+    // Its webhook is called with the run summary ("always"); job a's only on failure.
+    job('b', [{ id: 'nightly', cron: '0 2 * * *', timezone: 'UTC' }], {
+      reportWhen: 'always',
+      webhookUrl: `http://127.0.0.1:${String((webhook.address() as AddressInfo).port)}/hook?token=secret`,
+    });
 
     const clock = new ManualClock(at('2026-11-26T01:59:30Z'));
     const runner = new JobRunner({ app, hub, logger: silentLogger, resourceConcurrency: 1 });
@@ -93,7 +114,14 @@ test('a due schedule starts a run through the queue; a busy job’s occurrence i
       (logB?.startedMs ?? 0) >= (logA?.endedMs ?? Infinity),
       'b started only after a released the remote',
     );
+    assert.equal(received.length, 1, 'one webhook call: job b (always); job a succeeded');
+    assert.equal(received[0]?.url, '/hook?token=secret');
+    assert.equal(received[0].body['event'], 'vmdelta.run.finished');
+    assert.equal(received[0].body['jobId'], 'b');
+    assert.equal(received[0].body['status'], 'success');
+    assert.match(logB?.warnings.join(' ') ?? '', /webhook delivered \(HTTP 200\)/);
   } finally {
+    webhook.close();
     hub.close();
     await app.close();
     await machine.stop();

@@ -165,7 +165,7 @@ export function settingsFields(s) {
           max: 16,
           value: s?.nbdConcurrency ?? 2,
         }),
-        '2–4 is usually fastest; more connections load the hypervisor host more.',
+        'More connections read faster from fast storage but load the hypervisor host more (default 2).',
       ),
       field(
         'Machines in parallel (concurrency)',

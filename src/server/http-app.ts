@@ -82,10 +82,25 @@ export function createScheduler(
   clock: Clock = app.clock,
 ): Scheduler {
   return new Scheduler(clock, {
-    listSchedules: () => scheduleEntries(app),
+    // A job store that cannot be read must not stop the scheduler: log, try again next tick.
+    listSchedules: () => {
+      try {
+        return scheduleEntries(app);
+      } catch (error) {
+        logger.log('error', 'cannot read the schedules', { message: (error as Error).message });
+        return [];
+      }
+    },
     isJobRunning: (jobId) => runner.isBusy(jobId),
     startRun: (entry) => {
-      runner.start(entry.jobId, { scheduleId: entry.scheduleId, trigger: 'schedule' });
+      try {
+        runner.start(entry.jobId, { scheduleId: entry.scheduleId, trigger: 'schedule' });
+      } catch (error) {
+        logger.log('error', 'scheduled run not started', {
+          jobId: entry.jobId,
+          message: (error as Error).message,
+        });
+      }
     },
     onSkipped: (entry, dueMs, reason) =>
       runner.recordSkipped(entry.jobId, entry.scheduleId, dueMs, reason),

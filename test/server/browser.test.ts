@@ -142,6 +142,14 @@ test('web page: log in, add a remote, create a job, run it with live progress, r
     assert.equal(await page.locator('#run-log .remote-write .badge-key').count(), 2);
     await page.screenshot({ path: join(ARTIFACTS, '5-run-log.png'), fullPage: true });
 
+    // The Runs view lists it; the Remotes view shows the usage.
+    await page.goto(`${url}/#/runs`);
+    await page.waitForSelector('#run-list tr.run .badge-success');
+    await page.screenshot({ path: join(ARTIFACTS, '5b-runs.png'), fullPage: true });
+    await page.goto(`${url}/#/remotes`);
+    await page.click('tr[data-remote=local] td:nth-child(4) button');
+    await page.waitForSelector('tr[data-remote=local] .usage:has-text("1 restore points")');
+
     // The Backup view shows the last run.
     await page.goto(`${url}/#/backup`);
     await page.waitForSelector('tr[data-job=web-job] .last-run .badge-success');

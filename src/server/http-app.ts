@@ -11,16 +11,9 @@ import type { AddressInfo } from 'node:net';
 import type { App } from '../app/index.ts';
 import type { Clock, Logger } from '../core/index.ts';
 import type { RunLog } from '../jobs/index.ts';
-import { ApiBuilder, buildOpenApi } from './api/api-builder.ts';
-import { registerAuthRoutes } from './api/auth-routes.ts';
-import { registerBackupRoutes } from './api/backup-routes.ts';
-import {
-  registerJobRoutes,
-  registerRemoteRoutes,
-  registerSourceRoutes,
-} from './api/config-routes.ts';
+import { ApiBuilder } from './api/api-builder.ts';
+import { registerAllRoutes } from './api/routes.ts';
 import type { ApiContext } from './api/context.ts';
-import { registerRunRoutes } from './api/run-routes.ts';
 import { Authenticator } from './auth/authenticator.ts';
 import { EventHub } from './http/event-hub.ts';
 import { Router, sendError, sendJson } from './http/router.ts';
@@ -143,19 +136,7 @@ export async function startService(options: ServiceOptions): Promise<RunningServ
     Promise.resolve(auth.authenticate(req));
   const router = new Router(authenticate);
   const api = new ApiBuilder(router);
-  registerAuthRoutes(api, ctx);
-  registerRemoteRoutes(api, ctx);
-  registerSourceRoutes(api, ctx);
-  registerJobRoutes(api, ctx);
-  registerRunRoutes(api, ctx);
-  registerBackupRoutes(api, ctx);
-  const openApi = () => buildOpenApi(api.docs, options.version);
-  api.route(
-    'GET',
-    '/api/openapi.json',
-    { summary: 'this OpenAPI document', tag: 'meta' },
-    async () => ({ json: openApi() }),
-  );
+  registerAllRoutes(api, ctx, options.version);
   const webDir = options.webDir ?? defaultWebDir;
 
   const handler = (req: IncomingMessage, res: import('node:http').ServerResponse): void => {

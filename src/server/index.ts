@@ -12,3 +12,4 @@ export * from './auth/authenticator.ts';
 export * from './job-runner.ts';
 export * from './http-app.ts';
 export * from './errors.ts';
+export { openApiDocument } from './api/routes.ts';

@@ -13,7 +13,7 @@ import { App, JobStore } from '../../src/app/index.ts';
 import { DemoMachine } from '../../src/cli/demo/demo-machine.ts';
 import { ManualClock, MiB, silentLogger } from '../../src/core/index.ts';
 import { EventHub, JobRunner, createScheduler } from '../../src/server/index.ts';
-import { isAlive, makePki, makeTempDir, requireTool } from '../harness/index.ts';
+import { isAlive, makePki, makeTempDir, requireTool, waitFor } from '../harness/index.ts';
 import { PASSWORD, USER, setPassword, startServe } from './serve-harness.ts';
 
 const at = (iso: string): number => Date.parse(iso);
@@ -186,6 +186,11 @@ test('serve: interrupted runs reported at start-up, HTTPS with a Secure cookie, 
       join(pki.dir, 'server-key.pem'),
     ]);
     try {
+      // The report is printed right after the server starts listening.
+      await waitFor(
+        () => Promise.resolve(/listening on/.test(served.output())),
+        'the start-up report',
+      );
       assert.match(served.output(), /run left-running was interrupted/);
       assert.match(served.url, /^https:/);
       const ca = await readFile(pki.caCertFile);
@@ -203,11 +208,11 @@ test('serve: interrupted runs reported at start-up, HTTPS with a Secure cookie, 
       assert.match(body.log.warnings.join(' '), /interrupted/);
     } finally {
       process.kill(served.pid, 'SIGTERM');
-      for (let i = 0; i < 200 && isAlive(served.pid); i += 1)
+      for (let i = 0; i < 400 && isAlive(served.pid); i += 1)
         await new Promise((r) => setTimeout(r, 25));
       const stoppedInTime = !isAlive(served.pid);
       await served.stop();
-      assert.ok(stoppedInTime, 'vmdelta serve exits within 5 s of SIGTERM');
+      assert.ok(stoppedInTime, 'vmdelta serve exits within 10 s of SIGTERM');
       assert.match(served.output(), /stopped/);
     }
   } finally {

@@ -36,6 +36,8 @@ const allowed = {
     'hypervisor',
     'jobs',
     'app',
+    // `vmdelta serve` and `vmdelta user` start and configure the service.
+    'server',
   ],
   server: [
     'core',

@@ -14,6 +14,7 @@ import { hypervisorErrors, qmpErrors } from '../src/hypervisor/index.ts';
 import { xapiErrors } from '../src/hypervisor/xapi/index.ts';
 import { jobErrors } from '../src/jobs/index.ts';
 import { appErrors } from '../src/app/index.ts';
+import { serverErrors } from '../src/server/index.ts';
 
 export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogue }[] = [
   { layer: 'core', catalogue: coreErrors },
@@ -27,4 +28,5 @@ export const errorCatalogues: readonly { layer: string; catalogue: ErrorCatalogu
   { layer: 'hypervisor/xapi', catalogue: xapiErrors },
   { layer: 'jobs', catalogue: jobErrors },
   { layer: 'app', catalogue: appErrors },
+  { layer: 'server (HTTP API)', catalogue: serverErrors },
 ];

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs everything vmdelta's demo and tests need, idempotently: Debian packages (QEMU tools,
-# nbdkit, libnbd, gnutls, libvhdi, OpenStack Swift for the S3 tier) and the npm packages.
+# nbdkit, libnbd, gnutls, libvhdi, OpenStack Swift for the S3 tier, Chromium for the browser
+# tests) and the npm packages.
 # Run as root on Debian 12 with Node.js 20. Safe to run again: it only installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 apt_packages=(qemu-utils qemu-block-extra nbdkit libnbd-bin gnutls-bin libvhdi-utils python3-libvhdi
-  swift swift-proxy swift-account swift-container swift-object memcached)
+  swift swift-proxy swift-account swift-container swift-object memcached chromium)
 apt_norecommends=(qemu-system-common)
 
 missing=()
@@ -25,7 +26,7 @@ if ((${#missing[@]})); then
   ((${#want_nr[@]})) && apt-get install -y -qq --no-install-recommends "${want_nr[@]}" >/dev/null
 fi
 for tool in qemu-img qemu-io qemu-nbd qemu-storage-daemon nbdkit nbdinfo nbdcopy certtool vhdiinfo \
-  swift-proxy-server memcached; do
+  swift-proxy-server memcached chromium; do
   command -v "$tool" >/dev/null || { echo "install: required tool '$tool' is still missing" >&2; exit 1; }
 done
 

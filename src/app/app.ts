@@ -209,6 +209,8 @@ export class App {
       forceFull?: boolean;
       trigger?: 'schedule' | 'manual';
       events?: EventSink<JobEvent>;
+      /** The run id to use (the server chooses it to answer "run now" at once). */
+      runId?: string;
     } = {},
   ): Promise<RunLog> {
     const job = this.job(jobId);
@@ -232,6 +234,7 @@ export class App {
         ...(options.scheduleId === undefined ? {} : { scheduleId: options.scheduleId }),
         trigger: options.trigger ?? 'manual',
         ...(options.forceFull === undefined ? {} : { forceFull: options.forceFull }),
+        ...(options.runId === undefined ? {} : { runId: options.runId }),
         hypervisor: this.source(job.source),
         remotes,
         clock: this.clock,

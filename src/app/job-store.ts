@@ -9,6 +9,14 @@ import { mkdirSync, chmodSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { RunLog, RunStatus } from '../jobs/index.ts';
 
+export interface ApiTokenRecord {
+  /** SHA-256 (hex) of the token: the token itself is never stored. */
+  readonly tokenSha256: string;
+  readonly label: string;
+  readonly userName: string;
+  readonly createdMs: number;
+}
+
 export type DocumentKind = 'job' | 'remote' | 'source';
 
 export interface RunSummary {
@@ -48,6 +56,11 @@ export class JobStore {
         run_id TEXT PRIMARY KEY, job_id TEXT NOT NULL, schedule_id TEXT,
         started_ms INTEGER NOT NULL, ended_ms INTEGER, status TEXT NOT NULL, log_json TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS runs_by_job ON runs (job_id, started_ms);
+      CREATE TABLE IF NOT EXISTS users (
+        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, updated_ms INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS api_tokens (
+        token_sha256 TEXT PRIMARY KEY, label TEXT NOT NULL, user_name TEXT NOT NULL,
+        created_ms INTEGER NOT NULL);
     `);
     db.prepare('INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)').run(
       'schemaVersion',
@@ -163,5 +176,48 @@ export class JobStore {
     });
     tx();
     return ids;
+  }
+
+  // ---- users and API tokens (the service's authentication) --------------------------------
+
+  /** Creates or replaces a user with a password hash (see src/server/auth/password-hash.ts). */
+  setUserPasswordHash(name: string, passwordHash: string, nowMs = Date.now()): void {
+    this.#db
+      .prepare(
+        'INSERT INTO users (name, password_hash, updated_ms) VALUES (?, ?, ?) ' +
+          'ON CONFLICT (name) DO UPDATE SET password_hash = excluded.password_hash, updated_ms = excluded.updated_ms',
+      )
+      .run(name, passwordHash, nowMs);
+  }
+
+  getUserPasswordHash(name: string): string | undefined {
+    const row = this.#db.prepare('SELECT password_hash FROM users WHERE name = ?').get(name) as
+      { password_hash: string } | undefined;
+    return row?.password_hash;
+  }
+
+  countUsers(): number {
+    return (this.#db.prepare('SELECT COUNT(*) AS n FROM users').get() as { n: number }).n;
+  }
+
+  addApiToken(record: ApiTokenRecord): void {
+    this.#db
+      .prepare(
+        'INSERT INTO api_tokens (token_sha256, label, user_name, created_ms) VALUES (?, ?, ?, ?)',
+      )
+      .run(record.tokenSha256, record.label, record.userName, record.createdMs);
+  }
+
+  findApiToken(tokenSha256: string): ApiTokenRecord | undefined {
+    const row = this.#db
+      .prepare('SELECT label, user_name, created_ms FROM api_tokens WHERE token_sha256 = ?')
+      .get(tokenSha256) as { label: string; user_name: string; created_ms: number } | undefined;
+    return row === undefined
+      ? undefined
+      : { tokenSha256, label: row.label, userName: row.user_name, createdMs: row.created_ms };
+  }
+
+  deleteApiTokens(label: string): number {
+    return this.#db.prepare('DELETE FROM api_tokens WHERE label = ?').run(label).changes;
   }
 }

@@ -8,3 +8,8 @@ export * from './http/event-hub.ts';
 export * from './auth/password-hash.ts';
 export * from './notify/webhook.ts';
 export * from './scheduler/index.ts';
+export * from './auth/authenticator.ts';
+export * from './job-runner.ts';
+export * from './http-app.ts';
+export * from './errors.ts';
+export { openApiDocument } from './api/routes.ts';

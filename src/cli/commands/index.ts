@@ -8,6 +8,8 @@ import { registerRemote } from './remote.ts';
 import { registerSource } from './source.ts';
 import { registerJob } from './job.ts';
 import { registerBackup } from './backup.ts';
+import { registerServe } from './serve.ts';
+import { registerUser } from './user.ts';
 
 type Register = (program: Command, io: CliIo) => void;
 
@@ -16,6 +18,8 @@ const commands: readonly Register[] = [
   registerSource,
   registerJob,
   registerBackup,
+  registerServe,
+  registerUser,
   registerDemo,
   registerNbd,
   registerVhd,

@@ -7,6 +7,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { z } from 'zod';
 import { isVmdeltaError } from '../../core/index.ts';
+import type { ServerErrorCode } from '../errors.ts';
 
 export interface RequestContext<TBody = unknown> {
   readonly req: IncomingMessage;
@@ -33,7 +34,7 @@ interface Route {
 export class HttpError extends Error {
   constructor(
     readonly status: number,
-    readonly code: string,
+    readonly code: ServerErrorCode,
     message: string,
   ) {
     super(message);

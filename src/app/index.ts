@@ -8,3 +8,4 @@ export * from './config-schema.ts';
 export * from './registry.ts';
 export * from './app.ts';
 export * from './backup-use-cases.ts';
+export * from './vhd-export.ts';

@@ -2,6 +2,7 @@
 import type { Command } from 'commander';
 import {
   copyBackups,
+  exportVhdChain,
   listBackups,
   pruneBackups,
   restoreToFiles,
@@ -153,6 +154,45 @@ export function registerBackup(program: Command, io: CliIo): void {
             io.stdout.write(
               `${r.location}\t${formatBytes(r.sizeBytes)}\t${r.writtenBlocks} blocks written\n`,
             );
+      });
+    },
+  );
+
+  withAppOptions(
+    backup
+      .command('export-vhd-chain')
+      .description(
+        'export a disk of a restore point as a key VHD plus one differencing VHD per later point of its chain',
+      )
+      .requiredOption('--remote <id>', 'remote')
+      .requiredOption('--vm <id>', 'machine')
+      .requiredOption('--point <id>', 'restore point: the last file of the chain')
+      .requiredOption('--disk <id>', 'disk')
+      .requiredOption('--to <dir>', 'folder for the VHD files')
+      .addHelpText(
+        'after',
+        '\nThe files open as a chain in tools that follow VHD parent locators (the newest file is the top).',
+      ),
+  ).action(
+    async (
+      options: AppCliOptions & {
+        remote: string;
+        vm: string;
+        point: string;
+        disk: string;
+        to: string;
+      },
+    ) => {
+      await withApp(options, async (app) => {
+        const files = await exportVhdChain(app, {
+          remoteId: options.remote,
+          vmId: options.vm,
+          pointId: options.point,
+          diskId: options.disk,
+          dir: options.to,
+        });
+        if (options.json === true) printJson(io, files);
+        else for (const f of files) io.stdout.write(`${f.kind}\t${f.path}\n`);
       });
     },
   );

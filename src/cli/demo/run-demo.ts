@@ -2,7 +2,7 @@
  * The demo (the README's first Quick start command), on embedded defaults: a qemu-storage-daemon
  * machine with two generated disks; a job to a local-folder remote run several times (one key
  * backup, then deltas read over NBD with two connections per disk); retention merging the oldest
- * delta into the key; restores of the newest and an older point proven bit-exact by checksums; a
+ * delta into the key; restores of every kept point proven bit-exact by checksums; a
  * second remote seeded by copying the first, on which the next run is a delta; the run logs; and
  * clean-up. test/e2e runs the same scenario and asserts on the returned result.
  */
@@ -170,10 +170,8 @@ export async function runDemo(io: CliIo, options: DemoOptions): Promise<DemoResu
       }
       say(`  (restored in ${formatDurationMs(Date.now() - startMs)})`);
     };
-    const newest = points.at(-1);
-    const older = points[0];
-    for (const point of [newest, older])
-      if (point !== undefined) await restoreAndCheck('local', point.pointId);
+    // Every restore point still kept, newest first: the newest and the older ones (merged).
+    for (const point of [...points].reverse()) await restoreAndCheck('local', point.pointId);
 
     say('\n== initial seed: copy the backups to a second remote, point the job at it, run again');
     const copied = await copyBackups(app, { from: 'local', to: 'seeded', vmId: machine.id });

@@ -11,7 +11,8 @@ import type { RetentionPolicy } from '../repository/index.ts';
 import { JobError } from './errors.ts';
 import type { JobEvent } from './job-events.ts';
 import { selectsMachine, type JobDefinition } from './job-definition.ts';
-import { backupMachine, toLoggedError } from './machine-backup.ts';
+import { backupMachine } from './machine-backup.ts';
+import { toLoggedError } from './logged-error.ts';
 import type { RemoteTarget } from './remote-state.ts';
 import { summarizeStatus, type RunLog } from './run-log.ts';
 

@@ -12,3 +12,4 @@ export * from './remote-state.ts';
 export * from './machine-backup.ts';
 export * from './backup-run.ts';
 export * from './counting-disk.ts';
+export * from './logged-error.ts';

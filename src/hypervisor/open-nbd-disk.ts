@@ -1,19 +1,12 @@
 /**
- * The NBD reader the QEMU (and plain NBD) sources depend on, as a type: the real one is
- * `openNbdDisk` of src/disk (wired in app); tests pass a stand-in. Keeping it injected lets this
- * layer be built and tested without the NBD client, and lets tests count connections.
+ * The NBD reader and writer the QEMU (and plain NBD) sources depend on, as injected functions:
+ * the real ones are `openNbdDisk`/`openNbdSink` of src/disk (wired in app, whose result types are
+ * re-exported here); tests may pass a stand-in (e.g. one built on nbdinfo/nbdcopy as an oracle)
+ * or count connections.
  */
-import type { DiskSink, DiskSource } from '../disk/index.ts';
+import type { NbdDisk, NbdSink } from '../disk/index.ts';
 
-export interface NbdTransportInfo {
-  readonly protocol: 'nbd';
-  readonly connections: number;
-  readonly tls: boolean;
-  /** NBD URI without secrets. */
-  readonly uri: string;
-  readonly exportSizeBytes: number;
-  readonly multiConn: boolean;
-}
+export type { NbdTransportInfo } from '../disk/index.ts';
 
 export interface OpenNbdDiskOptions<TTls = unknown> {
   readonly uri: string;
@@ -28,9 +21,7 @@ export interface OpenNbdDiskOptions<TTls = unknown> {
   readonly signal?: AbortSignal;
 }
 
-export interface NbdDisk extends DiskSource {
-  readonly transport: NbdTransportInfo;
-}
+export type { NbdDisk, NbdSink } from '../disk/index.ts';
 
 /**
  * `TTls` is the reader's TLS options type (src/nbd NbdTlsOptions for the real one), so
@@ -44,11 +35,6 @@ export interface OpenNbdSinkOptions<TTls = unknown> {
   readonly connections?: number;
   readonly maxInFlightBytes?: number;
   readonly signal?: AbortSignal;
-}
-
-/** A writable NBD export as a DiskSink (src/disk NbdSink): the target of a restore. */
-export interface NbdSink extends DiskSink {
-  readonly transport: NbdTransportInfo;
 }
 
 export type OpenNbdSink<TTls = unknown> = (options: OpenNbdSinkOptions<TTls>) => Promise<NbdSink>;

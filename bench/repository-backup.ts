@@ -118,7 +118,9 @@ async function main(): Promise<void> {
     await rm(join(work, 'copy.raw'));
     sh('sync');
 
-    const store = new LocalObjectStore(join(work, 'repo'));
+    const store = new LocalObjectStore(join(work, 'repo'), {
+      syncMethod: process.env['SYNC_METHOD'] === 'syncfs' ? 'syncfs' : 'fsync',
+    });
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
     const compression =
       process.env['COMPRESSION'] === 'none'
@@ -126,7 +128,7 @@ async function main(): Promise<void> {
         : ({ codec: 'zstd', level: 1 } as const);
     const repo = await Repository.init(store, { blockWorkers, compression });
     console.log(
-      `block workers: ${blockWorkers}; load average ${loadavg()
+      `block workers: ${blockWorkers}; sync ${process.env['SYNC_METHOD'] ?? 'fsync'}; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

@@ -56,6 +56,7 @@ export class PointDisk implements DiskSource {
       this.#chainId,
       Buffer.from(hash),
       lengthBytes,
+      this.#repository.blockPoolFor(this.sizeBytes),
     );
   }
 

@@ -2,6 +2,9 @@
  * A wrapper that injects faults into any ObjectStore, for crash and error tests: fail chosen
  * operations, add latency, or "crash" after N mutating operations (every later operation fails,
  * as if the process died; nothing half-written becomes visible, like a real atomic put).
+ * Puts made with `durable: false` and not yet covered by a successful `sync()` are what a machine
+ * crash may lose: `heal()` applies the plan's `undurable` fate to each of them (kept, lost, or
+ * truncated) before the store works again, as the remote would look after a reboot.
  */
 import { StorageError } from './errors.ts';
 import type {
@@ -12,7 +15,10 @@ import type {
   StoreProperties,
 } from './object-store.ts';
 
-export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete';
+export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete' | 'sync';
+
+/** What a crash does to a put made with `durable: false` and not synced since. */
+export type UndurableFate = 'keep' | 'lose' | 'truncate';
 
 export interface FaultPlan {
   /** After this many successful put/delete calls, every operation fails with a crash error. */
@@ -27,6 +33,8 @@ export interface FaultPlan {
   readonly failWhen?: (operation: StoreOperation, key: string) => Error | undefined;
   /** Added before each operation. */
   readonly latencyMs?: number;
+  /** Fate of each undurable, unsynced put when `heal()` follows a crash (default 'keep'). */
+  readonly undurable?: (key: string) => UndurableFate;
 }
 
 export class SimulatedCrash extends StorageError {
@@ -43,6 +51,8 @@ export class FaultInjectingStore implements ObjectStore {
   #plan: FaultPlan;
   #mutations = 0;
   #crashed = false;
+  /** Keys put with durable: false since the last successful sync (and not overwritten durably). */
+  readonly #unsynced = new Set<string>();
 
   constructor(inner: ObjectStore, plan: FaultPlan = {}) {
     this.inner = inner;
@@ -61,7 +71,37 @@ export class FaultInjectingStore implements ObjectStore {
     return this.#mutations;
   }
 
-  /** Changes the plan (e.g. heal the store after a crash to let recovery run). */
+  get unsyncedKeys(): readonly string[] {
+    return [...this.#unsynced];
+  }
+
+  /**
+   * After a crash: applies the current plan's `undurable` fate to every unsynced deferred put
+   * (lost = deleted, truncated = replaced by its first half), then sets `plan`. Returns the keys
+   * lost or truncated.
+   */
+  async heal(plan: FaultPlan = {}): Promise<string[]> {
+    const damaged: string[] = [];
+    if (this.#crashed) {
+      const fate = this.#plan.undurable ?? (() => 'keep' as const);
+      for (const key of this.#unsynced) {
+        const what = fate(key);
+        if (what === 'keep') continue;
+        damaged.push(key);
+        if (what === 'lose') {
+          await this.inner.delete(key);
+        } else {
+          const body = await this.inner.get(key);
+          await this.inner.put(key, body.subarray(0, Math.floor(body.length / 2)));
+        }
+      }
+    }
+    this.#unsynced.clear();
+    this.setPlan(plan);
+    return damaged;
+  }
+
+  /** Changes the plan (e.g. after a crash to let recovery run; `heal` also simulates data loss). */
   setPlan(plan: FaultPlan): void {
     this.#plan = plan;
     this.#crashed = false;
@@ -74,6 +114,7 @@ export class FaultInjectingStore implements ObjectStore {
       await new Promise((r) => setTimeout(r, latencyMs));
     if (this.#crashed) throw new SimulatedCrash(operation, key);
     const mutating = operation === 'put' || operation === 'delete';
+    // (sync is not a mutation: it changes durability, not content)
     if (mutating && crashAfterMutations !== undefined && this.#mutations >= crashAfterMutations) {
       this.#crashed = true;
       if (this.#plan.crashPoint === 'after') return 'crash-after';
@@ -87,7 +128,11 @@ export class FaultInjectingStore implements ObjectStore {
 
   async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
     const crash = await this.#before('put', key);
+    // Like a real store, replacing an existing object is durable (see PutOptions.durable).
+    const deferred = options?.durable === false && (await this.inner.stat(key)) === undefined;
     await this.inner.put(key, body, options);
+    if (deferred) this.#unsynced.add(key);
+    else this.#unsynced.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('put', key);
   }
 
@@ -112,7 +157,16 @@ export class FaultInjectingStore implements ObjectStore {
   async delete(key: string): Promise<void> {
     const crash = await this.#before('delete', key);
     await this.inner.delete(key);
+    this.#unsynced.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('delete', key);
+  }
+
+  async sync(): Promise<void> {
+    await this.#before('sync', '');
+    const covered = [...this.#unsynced];
+    await this.inner.sync();
+    // A crash reported while the inner sync ran does not undo it: it completed.
+    for (const key of covered) this.#unsynced.delete(key);
   }
 
   async close(): Promise<void> {

@@ -59,6 +59,11 @@ export class LimitedStore implements ObjectStore {
     return this.#semaphore.use(() => this.inner.delete(key));
   }
 
+  /** Not counted against the limit: it waits for puts that already hold or held slots. */
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+
   async close(): Promise<void> {
     await this.inner.close();
   }

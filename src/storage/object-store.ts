@@ -23,6 +23,13 @@ export interface ByteRange {
 export interface PutOptions {
   /** Fail with STORAGE_ALREADY_EXISTS if the key exists (atomically where `conditionalPut`). */
   readonly ifAbsent?: boolean;
+  /**
+   * Default true: the object is durable when put resolves. False: the object is visible at once
+   * but may be lost or truncated by a crash of the machine until the next `sync()` resolves
+   * (stores whose puts are always durable, like S3 and memory, ignore it). Replacing an existing
+   * object is always durable: a deferred put never puts an object's previous content at risk.
+   */
+  readonly durable?: boolean;
   readonly signal?: AbortSignal;
 }
 
@@ -47,5 +54,10 @@ export interface ObjectStore {
   list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
   /** Deletes the object; deleting an absent key is not an error. */
   delete(key: string): Promise<void>;
+  /**
+   * The sync barrier: when it resolves, every put made with `durable: false` that resolved before
+   * the call is durable. A no-op on stores whose puts are always durable.
+   */
+  sync(): Promise<void>;
   close(): Promise<void>;
 }

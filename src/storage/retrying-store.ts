@@ -146,6 +146,10 @@ export class RetryingStore implements ObjectStore {
     await this.#run('delete', key, undefined, () => this.inner.delete(key));
   }
 
+  async sync(): Promise<void> {
+    await this.#run('sync', '', undefined, () => this.inner.sync());
+  }
+
   async close(): Promise<void> {
     await this.inner.close();
   }

@@ -76,6 +76,10 @@ export class ThrottledStore implements ObjectStore {
     return this.inner.delete(key);
   }
 
+  sync(): Promise<void> {
+    return this.inner.sync();
+  }
+
   async close(): Promise<void> {
     await this.inner.close();
   }

@@ -4,11 +4,12 @@
  * as if the process died; nothing half-written becomes visible, like a real atomic put).
  * Puts made with `durable: false` and not yet covered by a successful `sync()` are what a machine
  * crash may lose: `heal()` applies the plan's `undurable` fate to each of them (kept, lost, or
- * truncated) before the store works again, as the remote would look after a reboot.
+ * truncated; a deferred delete undone) before the store works again, as the remote would look after a reboot.
  */
 import { StorageError } from './errors.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -53,6 +54,8 @@ export class FaultInjectingStore implements ObjectStore {
   #crashed = false;
   /** Keys put with durable: false since the last successful sync (and not overwritten durably). */
   readonly #unsynced = new Set<string>();
+  /** Bodies of objects deleted with durable: false since the last sync: a crash may undo those. */
+  readonly #undeleted = new Map<string, Buffer>();
 
   constructor(inner: ObjectStore, plan: FaultPlan = {}) {
     this.inner = inner;
@@ -77,8 +80,8 @@ export class FaultInjectingStore implements ObjectStore {
 
   /**
    * After a crash: applies the current plan's `undurable` fate to every unsynced deferred put
-   * (lost = deleted, truncated = replaced by its first half), then sets `plan`. Returns the keys
-   * lost or truncated.
+   * (lost = deleted, truncated = replaced by its first half) and deferred delete (anything but
+   * 'keep' = the object is back), then sets `plan`. Returns the keys damaged or restored.
    */
   async heal(plan: FaultPlan = {}): Promise<string[]> {
     const damaged: string[] = [];
@@ -95,8 +98,15 @@ export class FaultInjectingStore implements ObjectStore {
           await this.inner.put(key, body.subarray(0, Math.floor(body.length / 2)));
         }
       }
+      // Any fate but 'keep' undoes a deferred delete: the object reappears whole.
+      for (const [key, body] of this.#undeleted) {
+        if (fate(key) === 'keep') continue;
+        damaged.push(key);
+        await this.inner.put(key, body);
+      }
     }
     this.#unsynced.clear();
+    this.#undeleted.clear();
     this.setPlan(plan);
     return damaged;
   }
@@ -133,6 +143,7 @@ export class FaultInjectingStore implements ObjectStore {
     await this.inner.put(key, body, options);
     if (deferred) this.#unsynced.add(key);
     else this.#unsynced.delete(key);
+    this.#undeleted.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('put', key);
   }
 
@@ -154,9 +165,16 @@ export class FaultInjectingStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
     const crash = await this.#before('delete', key);
-    await this.inner.delete(key);
+    // A deferred delete of a durable object may be undone by a crash: keep its body to restore.
+    const body =
+      options?.durable === false && !this.#unsynced.has(key) && !this.#undeleted.has(key)
+        ? await this.inner.get(key).catch(() => undefined)
+        : undefined;
+    await this.inner.delete(key, options);
+    if (body !== undefined) this.#undeleted.set(key, body);
+    else if (options?.durable !== false) this.#undeleted.delete(key);
     this.#unsynced.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('delete', key);
   }
@@ -164,9 +182,11 @@ export class FaultInjectingStore implements ObjectStore {
   async sync(): Promise<void> {
     await this.#before('sync', '');
     const covered = [...this.#unsynced];
+    const deleted = [...this.#undeleted.keys()];
     await this.inner.sync();
     // A crash reported while the inner sync ran does not undo it: it completed.
     for (const key of covered) this.#unsynced.delete(key);
+    for (const key of deleted) this.#undeleted.delete(key);
   }
 
   async close(): Promise<void> {

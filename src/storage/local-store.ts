@@ -10,6 +10,7 @@
  *   exists, atomically, so of two racing writers exactly one wins, and the loser's bytes never
  *   become visible. (O_EXCL on the target itself would make an empty object visible before its
  *   content.) Filesystems without hard links make put-if-absent fail with STORAGE_IO.
+ * Deferred delete (`durable: false`): no folder fsync (the folder is recorded for `sync()`).
  * Deferred put (`durable: false`, of a key that does not exist yet; a replacement is durable):
  * the same steps without any fsync; the target file and the
  * folders whose entries changed are recorded, and `sync()` makes them all durable at once (fsync
@@ -31,6 +32,7 @@ import { StorageError } from './errors.ts';
 import { checkObjectKey, checkObjectPrefix } from './object-key.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -351,7 +353,7 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
     checkObjectKey(key);
     const path = keyToPath(this.root, key);
     try {
@@ -363,7 +365,11 @@ export class LocalObjectStore implements ObjectStore {
       if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') return;
       throw this.#mapError('delete', key, error);
     }
-    await this.#syncFolder(dirname(path)).catch(() => undefined);
+    if (options.durable === false) {
+      if (this.#durable) this.#unsyncedFolders.add(dirname(path));
+    } else {
+      await this.#syncFolder(dirname(path)).catch(() => undefined);
+    }
     await this.#removeEmptyFolders(dirname(path));
   }
 

@@ -33,6 +33,14 @@ export interface PutOptions {
   readonly signal?: AbortSignal;
 }
 
+export interface DeleteOptions {
+  /**
+   * Default true. False: a crash of the machine before the next `sync()` may undo the delete
+   * (the object reappears whole); for cleanups whose leftovers garbage collection removes.
+   */
+  readonly durable?: boolean;
+}
+
 export interface StoreProperties {
   /** Human name for logs: "local:/backups", "s3:bucket/prefix". Never contains secrets. */
   readonly displayName: string;
@@ -53,10 +61,10 @@ export interface ObjectStore {
   /** Every object whose key starts with `prefix`, in lexicographic key order, paginated inside. */
   list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
   /** Deletes the object; deleting an absent key is not an error. */
-  delete(key: string): Promise<void>;
+  delete(key: string, options?: DeleteOptions): Promise<void>;
   /**
-   * The sync barrier: when it resolves, every put made with `durable: false` that resolved before
-   * the call is durable. A no-op on stores whose puts are always durable.
+   * The sync barrier: when it resolves, every put or delete made with `durable: false` that
+   * resolved before the call is durable. A no-op on stores whose puts are always durable.
    */
   sync(): Promise<void>;
   close(): Promise<void>;

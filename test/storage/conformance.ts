@@ -110,7 +110,8 @@ export function describeObjectStoreConformance(
         );
         assert.deepEqual(await store.get('deferred/1/b4'), bodies[4]);
         await store.put('deferred/0/b0', Buffer.from('durable now'));
-        await store.delete('deferred/2/b5');
+        await store.delete('deferred/2/b5', { durable: false });
+        assert.equal(await store.stat('deferred/2/b5'), undefined, 'a deferred delete is visible');
         await store.sync();
         await store.sync(); // nothing pending: still fine
         assert.deepEqual(await store.get('deferred/0/b0'), Buffer.from('durable now'));

@@ -85,3 +85,18 @@ test('heal without a crash damages nothing', async () => {
   assert.deepEqual(await store.heal(), []);
   assert.deepEqual(await store.get('a'), Buffer.from('1'));
 });
+
+test('heal after a crash may undo deletes made with durable: false, never durable ones', async () => {
+  const inner = new MemoryObjectStore();
+  const store = new FaultInjectingStore(inner, { crashAfterMutations: 6, undurable: () => 'lose' });
+  for (const key of ['a', 'b', 'c']) await store.put(key, Buffer.from(key));
+  await store.delete('a', { durable: false });
+  await store.sync();
+  await store.delete('b', { durable: false });
+  await store.delete('c');
+  await assert.rejects(store.delete('x'), SimulatedCrash);
+  assert.deepEqual((await store.heal()).sort(), ['b']);
+  assert.equal(await inner.stat('a'), undefined, 'synced delete stays');
+  assert.deepEqual(await inner.get('b'), Buffer.from('b'), 'unsynced delete undone');
+  assert.equal(await inner.stat('c'), undefined, 'durable delete stays');
+});

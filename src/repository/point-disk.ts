@@ -14,7 +14,10 @@ import type { FoldedDisk } from './folded-disk.ts';
 import { findDisk, type Repository } from './repository.ts';
 
 export interface OpenPointDiskOptions {
-  /** Blocks fetched ahead of the consumer (default: the store's concurrency, at most 8). */
+  /**
+   * Blocks fetched (and decoded) ahead of the consumer (default: the store's concurrency, at most
+   * 8, plus 4 per block worker, so the workers never wait for reads).
+   */
   readonly readAhead?: number;
 }
 
@@ -102,6 +105,9 @@ export async function openPointDisk(
   const manifest = await repository.readPoint(vmId, pointId);
   const disk = findDisk(manifest, diskId);
   const folded = await repository.foldDisk(vmId, disk);
-  const readAhead = options.readAhead ?? Math.min(8, repository.store.properties.maxConcurrency);
+  const pool = repository.blockPoolFor(folded.sizeBytes);
+  const readAhead =
+    options.readAhead ??
+    Math.min(8, repository.store.properties.maxConcurrency) + 4 * (pool?.size ?? 0);
   return new PointDisk(repository, vmId, disk.chainId, folded, readAhead);
 }

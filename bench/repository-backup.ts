@@ -174,7 +174,7 @@ async function main(): Promise<void> {
     if (newest === undefined) throw new Error('no points');
     start = performance.now();
     cpu = process.cpuUsage();
-    const readAhead = Number(process.env['READ_AHEAD'] ?? 16);
+    const readAhead = Number(process.env['READ_AHEAD'] ?? 8);
     const disk = await openPointDisk(repo, 'vm', newest.pointId, 'd', { readAhead });
     const out = join(work, 'restored.raw');
     const sink = await openRawFileSink(out, disk.sizeBytes);

@@ -16,7 +16,7 @@ import { findDisk, type Repository } from './repository.ts';
 export interface OpenPointDiskOptions {
   /**
    * Blocks fetched (and decoded) ahead of the consumer (default: the store's concurrency, at most
-   * 8, plus 4 per block worker, so the workers never wait for reads).
+   * 8; more buys little on 2 cores and costs two buffers per block, docs/design.md §4.11).
    */
   readonly readAhead?: number;
 }
@@ -105,9 +105,6 @@ export async function openPointDisk(
   const manifest = await repository.readPoint(vmId, pointId);
   const disk = findDisk(manifest, diskId);
   const folded = await repository.foldDisk(vmId, disk);
-  const pool = repository.blockPoolFor(folded.sizeBytes);
-  const readAhead =
-    options.readAhead ??
-    Math.min(8, repository.store.properties.maxConcurrency) + 4 * (pool?.size ?? 0);
+  const readAhead = options.readAhead ?? Math.min(8, repository.store.properties.maxConcurrency);
   return new PointDisk(repository, vmId, disk.chainId, folded, readAhead);
 }

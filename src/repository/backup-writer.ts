@@ -201,7 +201,7 @@ async function writeDisk(
     readonly data: Buffer | undefined;
   }
   const pool = repository.blockPoolFor(source.sizeBytes);
-  const windowSize = pool === undefined ? 1 : pool.size * 3 + 2;
+  const windowSize = pool === undefined ? 1 : pool.size * 2 + 2;
   const window: Promise<Prepared>[] = [];
 
   const processPrepared = async (prepared: Prepared): Promise<void> => {

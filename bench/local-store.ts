@@ -1,6 +1,7 @@
-// Local object store throughput: 2 MiB objects (each fsynced, renamed, folder fsynced), 8 in
-// flight, against `cp` + `sync` of the same bytes as one file; then reading them back against
-// `cat`. Run: node --import tsx bench/local-store.ts [totalMiB]
+// Local object store throughput: 2 MiB objects, 8 in flight, against `cp` + `sync` of the same
+// bytes as one file: durable puts (each fsynced, renamed, folder fsynced), then deferred puts
+// (durable: false) followed by one sync(), by fsync of each file and folder and by syncfs; then
+// reading them back against `cat`. Run: node --import tsx bench/local-store.ts [totalMiB]
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -42,6 +43,15 @@ try {
   const key = (i: number): string => `chain/blocks/${String(i).padStart(6, '0')}`;
 
   const putMs = await timed(() => inParallel(blocks, 8, (i) => store.put(key(i), block(i))));
+  const deferredMs: Record<string, number> = {};
+  for (const syncMethod of ['fsync', 'syncfs'] as const) {
+    const deferred = new LocalObjectStore(join(tmp.path, `store-${syncMethod}`), { syncMethod });
+    await run('sync', []);
+    deferredMs[syncMethod] = await timed(async () => {
+      await inParallel(blocks, 8, (i) => deferred.put(key(i), block(i), { durable: false }));
+      await deferred.sync();
+    });
+  }
   const cpMs = await timed(async () => {
     await run('cp', [source, join(tmp.path, 'copy.raw')]);
     await run('sync', []);
@@ -60,6 +70,11 @@ try {
   console.log(
     `put (fsync each): ${formatRate(bytes, putMs)}   cp+sync: ${formatRate(bytes, cpMs)}   ratio ${(cpMs / putMs).toFixed(2)}x`,
   );
+  for (const [method, ms] of Object.entries(deferredMs)) {
+    console.log(
+      `deferred puts + one sync() by ${method}: ${formatRate(bytes, ms)}   ratio ${(cpMs / ms).toFixed(2)}x`,
+    );
+  }
   console.log(
     `get: ${formatRate(bytes, getMs)}   cat: ${formatRate(bytes, catMs)}   ratio ${(catMs / getMs).toFixed(2)}x`,
   );

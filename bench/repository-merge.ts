@@ -7,7 +7,8 @@
  *  memory: key backup, delta, full restore read and merge of a 1 TiB sparse disk (8 GiB written
  *          spread over it): peak RSS (goal <= 256 MiB).
  * Synthetic data: each block is zeros plus a unique stamp (cheap to compress; hashing is real).
- * Run: node --import tsx bench/repository-merge.ts [workdir]
+ * Run: node --import tsx bench/repository-merge.ts [workdir] [merge-only|memory-only]
+ * (MERGE_GIB=4,16 picks the disk sizes of the merge part; default 4,16,64)
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -137,8 +138,8 @@ async function main(): Promise<void> {
   try {
     if (process.argv[3] !== 'merge-only') await memoryBench(work);
     if (process.argv[3] === 'memory-only') return;
-    for (const size of [4 * GiB, 16 * GiB, 64 * GiB]) {
-      await mergeBench(work, size);
+    for (const size of (process.env['MERGE_GIB'] ?? '4,16,64').split(',').map(Number)) {
+      await mergeBench(work, size * GiB);
     }
   } finally {
     await rm(work, { recursive: true, force: true });

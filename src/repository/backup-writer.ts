@@ -1,7 +1,8 @@
 /**
  * Writes one VM restore point (docs/design.md §4.7 "write order"): for each disk, hash each block,
  * skip zero blocks, compress and put the blocks the chain does not hold yet (bounded number of
- * puts in flight: back-pressure on the source), then the disk's index; last, the VM manifest
+ * puts in flight: back-pressure on the source; block puts are deferred and made durable by one
+ * store sync barrier), then the disk's index; last, the VM manifest
  * (put-if-absent), which is the commit point. Memory: the base fold, the new index and the puts in
  * flight; independent of the amount of data.
  */
@@ -212,7 +213,7 @@ async function writeDisk(
     readonly object: Buffer | undefined;
     readonly data: Buffer | undefined;
   }
-  const pool = repository.blockPool;
+  const pool = repository.blockPoolFor(source.sizeBytes);
   const windowSize = pool === undefined ? 1 : pool.size * 2 + 2;
   const window: Promise<Prepared>[] = [];
 
@@ -231,8 +232,9 @@ async function writeDisk(
     known.add(hashKey);
     const object = prepared.object ?? encoder.encode(prepared.data ?? Buffer.alloc(0), hash);
     const release = await slots.acquire();
+    // Deferred durability: one sync barrier below, before the index names these blocks (§4.7).
     const put = store
-      .put(blockKey(vmId, chainId, hash), object)
+      .put(blockKey(vmId, chainId, hash), object, { durable: false })
       .then(() => {
         storedBlockCount += 1;
         storedBytes += object.length;
@@ -285,6 +287,8 @@ async function writeDisk(
   await Promise.all(inFlight);
   if (failure !== undefined) throw failure;
   throwIfAborted(request.signal);
+  // I5: an index is written only once every block it names is durable.
+  await store.sync();
 
   const index = builder.build({
     kind: baseEntry === undefined ? 'key' : 'delta',

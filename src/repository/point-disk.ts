@@ -14,7 +14,10 @@ import type { FoldedDisk } from './folded-disk.ts';
 import { findDisk, type Repository } from './repository.ts';
 
 export interface OpenPointDiskOptions {
-  /** Blocks fetched ahead of the consumer (default: the store's concurrency, at most 8). */
+  /**
+   * Blocks fetched (and decoded) ahead of the consumer (default: the store's concurrency, at most
+   * 8; more buys little on 2 cores and costs two buffers per block, docs/design.md §4.11).
+   */
   readonly readAhead?: number;
 }
 
@@ -56,6 +59,7 @@ export class PointDisk implements DiskSource {
       this.#chainId,
       Buffer.from(hash),
       lengthBytes,
+      this.#repository.blockPoolFor(this.sizeBytes),
     );
   }
 

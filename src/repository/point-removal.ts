@@ -4,7 +4,8 @@
  * → new key; middle point: delta + delta → wider delta) and put the result under a new name
  * (step 1, each result is a valid representation of a committed state). Then delete the manifest
  * (step 2, the commit point of the removal). Then delete the indexes no remaining point walks
- * through and the blocks only they referenced (step 3; what a crash leaves is swept by GC).
+ * through and the blocks only they referenced (step 3, deletes not made durable one by one: what a
+ * crash leaves or brings back is unreferenced, and swept by GC).
  * Cost: the indexes of the chain plus the superseded blocks. Run under the VM's lease.
  */
 import { addIndexHashes } from './folded-disk.ts';
@@ -50,7 +51,10 @@ export async function removePoint(
 ): Promise<RemovalResult> {
   const { store } = repository;
   const startMs = performance.now();
-  const concurrency = Math.min(16, store.properties.maxConcurrency);
+  // Cleanup deletes are cheap metadata operations: more in flight than puts.
+  const concurrency = Math.max(16, store.properties.maxConcurrency);
+  // Cleanup need not be durable: an undone delete leaves an unreferenced object that GC sweeps.
+  const deferred = { durable: false } as const;
   const target = await repository.readPoint(vmId, pointId);
   const points = await repository.listPoints(vmId);
   let foldedIndexes = 0;
@@ -96,7 +100,7 @@ export async function removePoint(
     if (others.length === 0) {
       const keys: string[] = [];
       for await (const info of store.list(chainPrefix(vmId, chainId))) keys.push(info.key);
-      await forEachLimited(keys, concurrency, (key) => store.delete(key));
+      await forEachLimited(keys, concurrency, (key) => store.delete(key, deferred));
       const indexCount = keys.filter((key) => key.includes('/indexes/')).length;
       deletedIndexes += indexCount;
       deletedBlocks += keys.length - indexCount;
@@ -114,10 +118,10 @@ export async function removePoint(
     for (const index of removedIndexes) addIndexHashes(candidates, index);
     const superseded = [...candidates].filter((hash) => !live.has(hash));
     await forEachLimited(superseded, concurrency, async (hash) => {
-      await store.delete(blockKey(vmId, chainId, Buffer.from(hash, 'latin1')));
+      await store.delete(blockKey(vmId, chainId, Buffer.from(hash, 'latin1')), deferred);
     });
     deletedBlocks += superseded.length;
-    await forEachLimited(removed, concurrency, (ref) => store.delete(ref.key));
+    await forEachLimited(removed, concurrency, (ref) => store.delete(ref.key, deferred));
     deletedIndexes += removed.length;
   }
   return {

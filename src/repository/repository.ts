@@ -4,6 +4,7 @@
  * leases and copy are in their own files and take a Repository.
  */
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { systemClock, type Clock } from '../core/index.ts';
 import { StorageError, type ObjectStore } from '../storage/index.ts';
 import {
@@ -34,8 +35,10 @@ import { parsePointManifest, type DiskEntry, type PointManifest } from './manife
 export interface OpenOptions {
   readonly clock?: Clock;
   /**
-   * Worker threads for hashing and (de)compression (default 0: on the calling thread). Backups
-   * and restores of real disks want 2–4 (docs/design.md §4.10); call close() to stop them.
+   * Worker threads for hashing and (de)compression; 0 = on the calling thread. Default: automatic,
+   * min(2, available parallelism) workers, used for disks of at least 256 MiB (small disks stay
+   * on the calling thread: starting workers costs more than it saves). docs/design.md §4.10;
+   * call close() to stop the workers.
    */
   readonly blockWorkers?: number;
 }
@@ -59,18 +62,29 @@ export function comparePoints(a: PointManifest, b: PointManifest): number {
   return a.createdMs - b.createdMs || (a.pointId < b.pointId ? -1 : a.pointId > b.pointId ? 1 : 0);
 }
 
+/** With automatic `blockWorkers`, disks smaller than this are processed inline. */
+const AUTO_WORKERS_MIN_DISK_BYTES = 256 * 1024 * 1024;
+
 export class Repository {
   readonly store: ObjectStore;
   readonly config: RepositoryConfig;
   readonly clock: Clock;
   readonly #blockWorkers: number;
+  readonly #autoWorkers: boolean;
   #pool: BlockWorkerPool | undefined;
 
   private constructor(store: ObjectStore, config: RepositoryConfig, options: OpenOptions) {
     this.store = store;
     this.config = config;
     this.clock = options.clock ?? systemClock;
-    this.#blockWorkers = options.blockWorkers ?? 0;
+    this.#autoWorkers = options.blockWorkers === undefined;
+    this.#blockWorkers = options.blockWorkers ?? Math.min(2, availableParallelism());
+  }
+
+  /** The worker pool for the block CPU work of a disk of `sizeBytes`, or undefined: inline. */
+  blockPoolFor(sizeBytes: number): BlockWorkerPool | undefined {
+    if (this.#autoWorkers && sizeBytes < AUTO_WORKERS_MIN_DISK_BYTES) return undefined;
+    return this.blockPool;
   }
 
   /** The worker pool for block CPU work, or undefined when configured to work inline. */
@@ -246,16 +260,19 @@ export class Repository {
     return new FoldedDisk(indexes);
   }
 
-  /** Reads and checks one block object by hash (length, magic, codec and sha256). */
+  /**
+   * Reads and checks one block object by hash (length, magic, codec and sha256), decoding in
+   * `pool` (default: the pool when workers were configured explicitly).
+   */
   async readBlockObject(
     vmId: string,
     chainId: string,
     hash: Buffer,
     lengthBytes: number,
+    pool: BlockWorkerPool | undefined = this.blockPoolFor(0),
   ): Promise<Buffer> {
     const key = blockKey(vmId, chainId, hash);
     const object = await this.getReferenced(key);
-    const pool = this.blockPool;
     return pool === undefined
       ? decodeBlockObject(key, object, hash, lengthBytes)
       : pool.decode(key, object, hash, lengthBytes);

@@ -2,17 +2,24 @@
  * A wrapper that injects faults into any ObjectStore, for crash and error tests: fail chosen
  * operations, add latency, or "crash" after N mutating operations (every later operation fails,
  * as if the process died; nothing half-written becomes visible, like a real atomic put).
+ * Puts made with `durable: false` and not yet covered by a successful `sync()` are what a machine
+ * crash may lose: `heal()` applies the plan's `undurable` fate to each of them (kept, lost, or
+ * truncated; a deferred delete undone) before the store works again, as the remote would look after a reboot.
  */
 import { StorageError } from './errors.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
   StoreProperties,
 } from './object-store.ts';
 
-export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete';
+export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete' | 'sync';
+
+/** What a crash does to a put made with `durable: false` and not synced since. */
+export type UndurableFate = 'keep' | 'lose' | 'truncate';
 
 export interface FaultPlan {
   /** After this many successful put/delete calls, every operation fails with a crash error. */
@@ -27,6 +34,8 @@ export interface FaultPlan {
   readonly failWhen?: (operation: StoreOperation, key: string) => Error | undefined;
   /** Added before each operation. */
   readonly latencyMs?: number;
+  /** Fate of each undurable, unsynced put when `heal()` follows a crash (default 'keep'). */
+  readonly undurable?: (key: string) => UndurableFate;
 }
 
 export class SimulatedCrash extends StorageError {
@@ -43,6 +52,10 @@ export class FaultInjectingStore implements ObjectStore {
   #plan: FaultPlan;
   #mutations = 0;
   #crashed = false;
+  /** Keys put with durable: false since the last successful sync (and not overwritten durably). */
+  readonly #unsynced = new Set<string>();
+  /** Bodies of objects deleted with durable: false since the last sync: a crash may undo those. */
+  readonly #undeleted = new Map<string, Buffer>();
 
   constructor(inner: ObjectStore, plan: FaultPlan = {}) {
     this.inner = inner;
@@ -61,7 +74,44 @@ export class FaultInjectingStore implements ObjectStore {
     return this.#mutations;
   }
 
-  /** Changes the plan (e.g. heal the store after a crash to let recovery run). */
+  get unsyncedKeys(): readonly string[] {
+    return [...this.#unsynced];
+  }
+
+  /**
+   * After a crash: applies the current plan's `undurable` fate to every unsynced deferred put
+   * (lost = deleted, truncated = replaced by its first half) and deferred delete (anything but
+   * 'keep' = the object is back), then sets `plan`. Returns the keys damaged or restored.
+   */
+  async heal(plan: FaultPlan = {}): Promise<string[]> {
+    const damaged: string[] = [];
+    if (this.#crashed) {
+      const fate = this.#plan.undurable ?? (() => 'keep' as const);
+      for (const key of this.#unsynced) {
+        const what = fate(key);
+        if (what === 'keep') continue;
+        damaged.push(key);
+        if (what === 'lose') {
+          await this.inner.delete(key);
+        } else {
+          const body = await this.inner.get(key);
+          await this.inner.put(key, body.subarray(0, Math.floor(body.length / 2)));
+        }
+      }
+      // Any fate but 'keep' undoes a deferred delete: the object reappears whole.
+      for (const [key, body] of this.#undeleted) {
+        if (fate(key) === 'keep') continue;
+        damaged.push(key);
+        await this.inner.put(key, body);
+      }
+    }
+    this.#unsynced.clear();
+    this.#undeleted.clear();
+    this.setPlan(plan);
+    return damaged;
+  }
+
+  /** Changes the plan (e.g. after a crash to let recovery run; `heal` also simulates data loss). */
   setPlan(plan: FaultPlan): void {
     this.#plan = plan;
     this.#crashed = false;
@@ -74,6 +124,7 @@ export class FaultInjectingStore implements ObjectStore {
       await new Promise((r) => setTimeout(r, latencyMs));
     if (this.#crashed) throw new SimulatedCrash(operation, key);
     const mutating = operation === 'put' || operation === 'delete';
+    // (sync is not a mutation: it changes durability, not content)
     if (mutating && crashAfterMutations !== undefined && this.#mutations >= crashAfterMutations) {
       this.#crashed = true;
       if (this.#plan.crashPoint === 'after') return 'crash-after';
@@ -87,7 +138,12 @@ export class FaultInjectingStore implements ObjectStore {
 
   async put(key: string, body: Buffer, options?: PutOptions): Promise<void> {
     const crash = await this.#before('put', key);
+    // Like a real store, replacing an existing object is durable (see PutOptions.durable).
+    const deferred = options?.durable === false && (await this.inner.stat(key)) === undefined;
     await this.inner.put(key, body, options);
+    if (deferred) this.#unsynced.add(key);
+    else this.#unsynced.delete(key);
+    this.#undeleted.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('put', key);
   }
 
@@ -109,10 +165,28 @@ export class FaultInjectingStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
     const crash = await this.#before('delete', key);
-    await this.inner.delete(key);
+    // A deferred delete of a durable object may be undone by a crash: keep its body to restore.
+    const body =
+      options?.durable === false && !this.#unsynced.has(key) && !this.#undeleted.has(key)
+        ? await this.inner.get(key).catch(() => undefined)
+        : undefined;
+    await this.inner.delete(key, options);
+    if (body !== undefined) this.#undeleted.set(key, body);
+    else if (options?.durable !== false) this.#undeleted.delete(key);
+    this.#unsynced.delete(key);
     if (crash !== undefined) throw new SimulatedCrash('delete', key);
+  }
+
+  async sync(): Promise<void> {
+    await this.#before('sync', '');
+    const covered = [...this.#unsynced];
+    const deleted = [...this.#undeleted.keys()];
+    await this.inner.sync();
+    // A crash reported while the inner sync ran does not undo it: it completed.
+    for (const key of covered) this.#unsynced.delete(key);
+    for (const key of deleted) this.#undeleted.delete(key);
   }
 
   async close(): Promise<void> {

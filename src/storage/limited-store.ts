@@ -6,6 +6,7 @@
 import { Semaphore } from '../core/index.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -55,8 +56,13 @@ export class LimitedStore implements ObjectStore {
     }
   }
 
-  delete(key: string): Promise<void> {
-    return this.#semaphore.use(() => this.inner.delete(key));
+  delete(key: string, options?: DeleteOptions): Promise<void> {
+    return this.#semaphore.use(() => this.inner.delete(key, options));
+  }
+
+  /** Not counted against the limit: it waits for puts that already hold or held slots. */
+  sync(): Promise<void> {
+    return this.inner.sync();
   }
 
   async close(): Promise<void> {

@@ -10,12 +10,21 @@
  *   exists, atomically, so of two racing writers exactly one wins, and the loser's bytes never
  *   become visible. (O_EXCL on the target itself would make an empty object visible before its
  *   content.) Filesystems without hard links make put-if-absent fail with STORAGE_IO.
+ * Deferred delete (`durable: false`): no folder fsync (the folder is recorded for `sync()`).
+ * Deferred put (`durable: false`, of a key that does not exist yet; a replacement is durable):
+ * the same steps without any fsync; the target file and the
+ * folders whose entries changed are recorded, and `sync()` makes them all durable at once (fsync
+ * of each recorded file, then of each recorded folder, many in parallel; or one syncfs(2) of the
+ * whole filesystem through `sync -f`, option `syncMethod`). A crash before `sync()` may lose such
+ * an object or leave it empty or truncated (never another object's content).
  * Backups are private: objects are created mode 0600 and folders 0700 (before the umask).
  * Folders are created on demand (and the parents of new folders fsynced); delete removes the
  * folders it leaves empty, best-effort. See local-paths.ts for key mapping and symlink rules and
  * local-list.ts for the listing order.
  */
+import { execFile } from 'node:child_process';
 import { constants } from 'node:fs';
+import { promisify } from 'node:util';
 import { link, lstat, mkdir, open, rename, rmdir, unlink, type FileHandle } from 'node:fs/promises';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { CoreError, throwIfAborted } from '../core/index.ts';
@@ -23,6 +32,7 @@ import { StorageError } from './errors.ts';
 import { checkObjectKey, checkObjectPrefix } from './object-key.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -37,6 +47,31 @@ export interface LocalStoreOptions {
   readonly maxConcurrency?: number;
   /** fsync files and folders (default true; only tests of throughput may turn it off). */
   readonly durable?: boolean;
+  /**
+   * How `sync()` makes deferred puts durable: 'fsync' (default) fsyncs the recorded files and
+   * folders, 64 at a time; 'syncfs' runs `sync -f <root>` (one syncfs(2) of the filesystem, which
+   * also flushes other writers' data on it).
+   */
+  readonly syncMethod?: 'fsync' | 'syncfs';
+}
+
+const SYNC_PARALLELISM = 64;
+const execFileAsync = promisify(execFile);
+
+async function forEachParallel<T>(
+  items: readonly T[],
+  parallelism: number,
+  fn: (item: T) => Promise<void>,
+): Promise<void> {
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next] as T;
+      next += 1;
+      await fn(item);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
 }
 
 function ioError(what: string, key: string, error: unknown): StorageError {
@@ -56,11 +91,16 @@ export class LocalObjectStore implements ObjectStore {
   readonly root: string;
   readonly #guard: RootGuard;
   readonly #durable: boolean;
+  readonly #syncMethod: 'fsync' | 'syncfs';
+  /** Files and folders changed by deferred puts and not yet synced. */
+  #unsyncedFiles = new Set<string>();
+  #unsyncedFolders = new Set<string>();
 
   constructor(root: string, options: LocalStoreOptions = {}) {
     this.root = resolve(root);
     this.#guard = new RootGuard(this.root);
     this.#durable = options.durable ?? true;
+    this.#syncMethod = options.syncMethod ?? 'fsync';
     this.properties = {
       displayName: `local:${this.root}`,
       maxConcurrency: options.maxConcurrency ?? 8,
@@ -74,12 +114,14 @@ export class LocalObjectStore implements ObjectStore {
     const target = keyToPath(this.root, key);
     const dir = dirname(target);
     const temp = join(dir, temporaryName());
+    // Replacing an object is made durable at once: the old content may be committed data.
+    const deferred = options.durable === false && !(await this.#exists(target));
     try {
       // A concurrent delete may remove a folder it found empty between our mkdir and open.
       for (let attempt = 0; ; attempt += 1) {
-        await this.#makeFolders(dir, key);
+        await this.#makeFolders(dir, key, deferred);
         try {
-          await this.#writeTemporary(temp, body);
+          await this.#writeTemporary(temp, body, deferred);
           break;
         } catch (error) {
           if (errnoOf(error) !== 'ENOENT' || attempt >= 4) throw error;
@@ -104,14 +146,21 @@ export class LocalObjectStore implements ObjectStore {
       } else {
         await rename(temp, target);
       }
-      await this.#syncFolder(dir);
+      if (deferred) {
+        if (this.#durable) {
+          this.#unsyncedFiles.add(target);
+          this.#unsyncedFolders.add(dir);
+        }
+      } else {
+        await this.#syncFolder(dir);
+      }
     } catch (error) {
       await unlink(temp).catch(() => undefined);
       throw this.#mapError('put', key, error);
     }
   }
 
-  async #writeTemporary(temp: string, body: Buffer): Promise<void> {
+  async #writeTemporary(temp: string, body: Buffer, deferred: boolean): Promise<void> {
     const handle = await open(temp, 'wx', 0o600);
     try {
       let offsetBytes = 0;
@@ -119,14 +168,14 @@ export class LocalObjectStore implements ObjectStore {
         const { bytesWritten } = await handle.write(body, offsetBytes, body.length - offsetBytes);
         offsetBytes += bytesWritten;
       }
-      if (this.#durable) await handle.sync();
+      if (this.#durable && !deferred) await handle.sync();
     } finally {
       await handle.close();
     }
   }
 
   /** mkdir -p, then fsync the parent of every folder it created (new names must be durable). */
-  async #makeFolders(dir: string, key: string): Promise<void> {
+  async #makeFolders(dir: string, key: string, deferred: boolean): Promise<void> {
     let firstCreated: string | undefined;
     try {
       firstCreated = await mkdir(dir, { recursive: true, mode: 0o700 });
@@ -140,7 +189,8 @@ export class LocalObjectStore implements ObjectStore {
     // object's own folder, which put fsyncs after the rename.
     let folder = dirname(firstCreated);
     while (folder !== dir) {
-      await this.#syncFolder(folder);
+      if (deferred) this.#unsyncedFolders.add(folder);
+      else await this.#syncFolder(folder);
       const next = relative(folder, dir).split(sep)[0];
       if (next === undefined || next === '') break;
       folder = join(folder, next);
@@ -150,6 +200,60 @@ export class LocalObjectStore implements ObjectStore {
   async #syncFolder(dir: string): Promise<void> {
     if (!this.#durable) return;
     const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async #exists(path: string): Promise<boolean> {
+    try {
+      await lstat(path);
+      return true;
+    } catch (error) {
+      const errno = errnoOf(error);
+      if (errno === 'ENOENT' || errno === 'ENOTDIR') return false;
+      throw error;
+    }
+  }
+
+  /** Makes every deferred put that resolved before this call durable (see the module comment). */
+  async sync(): Promise<void> {
+    const files = [...this.#unsyncedFiles];
+    const folders = [...this.#unsyncedFolders];
+    if (files.length === 0 && folders.length === 0) return;
+    this.#unsyncedFiles = new Set();
+    this.#unsyncedFolders = new Set();
+    try {
+      if (this.#syncMethod === 'syncfs') {
+        await execFileAsync('sync', ['-f', this.root]);
+        return;
+      }
+      // File contents first, then the folder entries that name them.
+      await forEachParallel(files, SYNC_PARALLELISM, (path) => this.#syncFile(path));
+      await forEachParallel(folders, SYNC_PARALLELISM, (path) =>
+        this.#syncFolder(path).catch((error: unknown) => {
+          if (errnoOf(error) !== 'ENOENT') throw error; // removed since, with its entries
+        }),
+      );
+    } catch (error) {
+      // Nothing is known durable: a later sync tries them all again.
+      for (const path of files) this.#unsyncedFiles.add(path);
+      for (const path of folders) this.#unsyncedFolders.add(path);
+      throw this.#mapError('sync', this.root, error);
+    }
+  }
+
+  /** fsync of a recorded file; one deleted since (a later delete or replacement) is skipped. */
+  async #syncFile(path: string): Promise<void> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
+    } catch (error) {
+      if (errnoOf(error) === 'ENOENT') return;
+      throw error;
+    }
     try {
       await handle.sync();
     } finally {
@@ -249,7 +353,7 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
+  async delete(key: string, options: DeleteOptions = {}): Promise<void> {
     checkObjectKey(key);
     const path = keyToPath(this.root, key);
     try {
@@ -261,7 +365,11 @@ export class LocalObjectStore implements ObjectStore {
       if (errno === 'ENOENT' || errno === 'ENOTDIR' || errno === 'EISDIR') return;
       throw this.#mapError('delete', key, error);
     }
-    await this.#syncFolder(dirname(path)).catch(() => undefined);
+    if (options.durable === false) {
+      if (this.#durable) this.#unsyncedFolders.add(dirname(path));
+    } else {
+      await this.#syncFolder(dirname(path)).catch(() => undefined);
+    }
     await this.#removeEmptyFolders(dirname(path));
   }
 

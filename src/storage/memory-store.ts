@@ -70,6 +70,11 @@ export class MemoryObjectStore implements ObjectStore {
     this.#objects.delete(key);
   }
 
+  /** Puts are never deferred here. */
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(): Promise<void> {
     // nothing to release
   }

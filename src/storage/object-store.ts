@@ -23,7 +23,22 @@ export interface ByteRange {
 export interface PutOptions {
   /** Fail with STORAGE_ALREADY_EXISTS if the key exists (atomically where `conditionalPut`). */
   readonly ifAbsent?: boolean;
+  /**
+   * Default true: the object is durable when put resolves. False: the object is visible at once
+   * but may be lost or truncated by a crash of the machine until the next `sync()` resolves
+   * (stores whose puts are always durable, like S3 and memory, ignore it). Replacing an existing
+   * object is always durable: a deferred put never puts an object's previous content at risk.
+   */
+  readonly durable?: boolean;
   readonly signal?: AbortSignal;
+}
+
+export interface DeleteOptions {
+  /**
+   * Default true. False: a crash of the machine before the next `sync()` may undo the delete
+   * (the object reappears whole); for cleanups whose leftovers garbage collection removes.
+   */
+  readonly durable?: boolean;
 }
 
 export interface StoreProperties {
@@ -46,6 +61,11 @@ export interface ObjectStore {
   /** Every object whose key starts with `prefix`, in lexicographic key order, paginated inside. */
   list(prefix: string, options?: { signal?: AbortSignal }): AsyncIterable<ObjectInfo>;
   /** Deletes the object; deleting an absent key is not an error. */
-  delete(key: string): Promise<void>;
+  delete(key: string, options?: DeleteOptions): Promise<void>;
+  /**
+   * The sync barrier: when it resolves, every put or delete made with `durable: false` that
+   * resolved before the call is durable. A no-op on stores whose puts are always durable.
+   */
+  sync(): Promise<void>;
   close(): Promise<void>;
 }

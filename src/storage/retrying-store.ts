@@ -15,6 +15,7 @@ import { abortableSleep } from './abortable-sleep.ts';
 import { StorageError } from './errors.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -142,8 +143,12 @@ export class RetryingStore implements ObjectStore {
     }
   }
 
-  async delete(key: string): Promise<void> {
-    await this.#run('delete', key, undefined, () => this.inner.delete(key));
+  async delete(key: string, options?: DeleteOptions): Promise<void> {
+    await this.#run('delete', key, undefined, () => this.inner.delete(key, options));
+  }
+
+  async sync(): Promise<void> {
+    await this.#run('sync', '', undefined, () => this.inner.sync());
   }
 
   async close(): Promise<void> {

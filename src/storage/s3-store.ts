@@ -315,6 +315,11 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** An acknowledged S3 put is durable: nothing to do. */
+  sync(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(): Promise<void> {
     this.client.destroy();
   }

@@ -10,6 +10,7 @@ import { abortableSleep } from './abortable-sleep.ts';
 import { StorageError } from './errors.ts';
 import type {
   ByteRange,
+  DeleteOptions,
   ObjectInfo,
   ObjectStore,
   PutOptions,
@@ -72,8 +73,12 @@ export class ThrottledStore implements ObjectStore {
     return this.inner.list(prefix, options);
   }
 
-  delete(key: string): Promise<void> {
-    return this.inner.delete(key);
+  delete(key: string, options?: DeleteOptions): Promise<void> {
+    return this.inner.delete(key, options);
+  }
+
+  sync(): Promise<void> {
+    return this.inner.sync();
   }
 
   async close(): Promise<void> {

@@ -102,6 +102,28 @@ export function describeObjectStoreConformance(
     );
 
     test(
+      'deferred puts (durable: false) are visible at once and stay after sync()',
+      withStore(async (store) => {
+        const bodies = Array.from({ length: 12 }, (_, i) => randomBytes(100 + i));
+        await Promise.all(
+          bodies.map((body, i) => store.put(`deferred/${i % 3}/b${i}`, body, { durable: false })),
+        );
+        assert.deepEqual(await store.get('deferred/1/b4'), bodies[4]);
+        await store.put('deferred/0/b0', Buffer.from('durable now'));
+        await store.delete('deferred/2/b5', { durable: false });
+        assert.equal(await store.stat('deferred/2/b5'), undefined, 'a deferred delete is visible');
+        await store.sync();
+        await store.sync(); // nothing pending: still fine
+        assert.deepEqual(await store.get('deferred/0/b0'), Buffer.from('durable now'));
+        assert.deepEqual(await store.get('deferred/1/b7'), bodies[7]);
+        assert.equal(await store.stat('deferred/2/b5'), undefined);
+        const listed: string[] = [];
+        for await (const info of store.list('deferred/')) listed.push(info.key);
+        assert.equal(listed.length, 11);
+      }),
+    );
+
+    test(
       'absent objects: get fails NOT_FOUND, stat is undefined, delete is fine',
       withStore(async (store) => {
         await assert.rejects(store.get('nope/x'), isStorageError('STORAGE_NOT_FOUND'));

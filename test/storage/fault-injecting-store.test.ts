@@ -50,3 +50,53 @@ test('latency delays every operation', async () => {
   await store.get('a');
   assert.ok(Date.now() - started >= 55);
 });
+
+test('heal after a crash loses or truncates only the undurable puts not yet synced', async () => {
+  const inner = new MemoryObjectStore();
+  const fates = { lost: 'lose', cut: 'truncate', kept: 'keep', synced: 'lose' } as const;
+  const store = new FaultInjectingStore(inner, {
+    crashAfterMutations: 6,
+    undurable: (key) => fates[key as keyof typeof fates],
+  });
+  await store.put('synced', Buffer.from('0123'), { durable: false });
+  await store.sync();
+  await store.put('lost', Buffer.from('0123'), { durable: false });
+  await store.put('cut', Buffer.from('0123'), { durable: false });
+  await store.put('kept', Buffer.from('0123'), { durable: false });
+  assert.deepEqual([...store.unsyncedKeys].sort(), ['cut', 'kept', 'lost']);
+  await store.put('durable', Buffer.from('0123'));
+  await store.put('synced', Buffer.from('4567'), { durable: false }); // a replacement: durable
+  await assert.rejects(store.put('late', Buffer.from('x'), { durable: false }), SimulatedCrash);
+  await assert.rejects(store.sync(), SimulatedCrash);
+  const damaged = await store.heal();
+  assert.deepEqual(damaged.sort(), ['cut', 'lost']);
+  assert.equal(await store.stat('lost'), undefined);
+  assert.deepEqual(await store.get('cut'), Buffer.from('01'));
+  assert.deepEqual(await store.get('kept'), Buffer.from('0123'));
+  assert.deepEqual(await store.get('synced'), Buffer.from('4567'), 'synced puts survive');
+  assert.deepEqual(await store.get('durable'), Buffer.from('0123'), 'durable puts survive');
+  assert.equal(store.crashed, false);
+  assert.deepEqual(store.unsyncedKeys, []);
+});
+
+test('heal without a crash damages nothing', async () => {
+  const store = new FaultInjectingStore(new MemoryObjectStore(), { undurable: () => 'lose' });
+  await store.put('a', Buffer.from('1'), { durable: false });
+  assert.deepEqual(await store.heal(), []);
+  assert.deepEqual(await store.get('a'), Buffer.from('1'));
+});
+
+test('heal after a crash may undo deletes made with durable: false, never durable ones', async () => {
+  const inner = new MemoryObjectStore();
+  const store = new FaultInjectingStore(inner, { crashAfterMutations: 6, undurable: () => 'lose' });
+  for (const key of ['a', 'b', 'c']) await store.put(key, Buffer.from(key));
+  await store.delete('a', { durable: false });
+  await store.sync();
+  await store.delete('b', { durable: false });
+  await store.delete('c');
+  await assert.rejects(store.delete('x'), SimulatedCrash);
+  assert.deepEqual((await store.heal()).sort(), ['b']);
+  assert.equal(await inner.stat('a'), undefined, 'synced delete stays');
+  assert.deepEqual(await inner.get('b'), Buffer.from('b'), 'unsynced delete undone');
+  assert.equal(await inner.stat('c'), undefined, 'durable delete stays');
+});

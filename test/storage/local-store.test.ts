@@ -19,6 +19,18 @@ describeObjectStoreConformance(
   { paginationKeys: 300, largeObjectBytes: 12 * 1024 * 1024 },
 );
 
+describeObjectStoreConformance(
+  'local, sync by syncfs',
+  async () => {
+    const tmp = await makeTempDir();
+    return {
+      store: new LocalObjectStore(join(tmp.path, 'store'), { syncMethod: 'syncfs' }),
+      cleanup: () => tmp.remove(),
+    };
+  },
+  { paginationKeys: 30, largeObjectBytes: 1024 * 1024 },
+);
+
 async function withLocal(fn: (store: LocalObjectStore, root: string) => Promise<void>) {
   const tmp = await makeTempDir();
   try {
@@ -194,5 +206,16 @@ test('objects are private to the owner (0600 files, 0700 folders)', async () => 
     await store.put('vm/disk/block', Buffer.from('secret disk data'));
     assert.equal((await stat(join(root, 'vm', 'disk', 'block'))).mode & 0o077, 0);
     assert.equal((await stat(join(root, 'vm'))).mode & 0o077, 0);
+  });
+});
+
+test('sync() copes with deferred objects and folders deleted before it runs', async () => {
+  await withLocal(async (store, root) => {
+    await store.put('x/y/a', Buffer.from('a'), { durable: false });
+    await store.put('x/z/b', Buffer.from('b'), { durable: false });
+    await store.delete('x/y/a'); // removes x/y too
+    await store.sync();
+    assert.deepEqual(await readdir(join(root, 'x')), ['z']);
+    assert.deepEqual(await store.get('x/z/b'), Buffer.from('b'));
   });
 });

@@ -45,6 +45,7 @@ function delegate(inner: ObjectStore, overrides: Partial<ObjectStore>): ObjectSt
     stat: (k) => inner.stat(k),
     list: (p, o) => inner.list(p, o),
     delete: (k) => inner.delete(k),
+    sync: () => inner.sync(),
     close: () => inner.close(),
     ...overrides,
   };

@@ -174,7 +174,9 @@ function crashSuite(factory: StoreFactory): void {
       ),
       { numRuns: runsFor(factory, 400) },
     );
-    assert.ok(crashes > runsFor(factory, 400) / 4, `crashes happened (${crashes})`);
+    // Crash points are drawn at random, so their share varies from run to run (about 1/4 to 1/2
+    // of the runs): only a suite where crashes hardly ever happen is a failure.
+    assert.ok(crashes >= Math.max(1, runsFor(factory, 400) / 10), `crashes happened (${crashes})`);
     if (runsFor(factory, 400) >= 50)
       assert.ok(damagedTotal > 0, 'some crashes lost or truncated unsynced block objects');
   });

@@ -9,7 +9,7 @@
  * Run: node --import tsx bench/job-run.ts [diskGiB=2] [workdir=/var/tmp]
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomFillSync } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { App } from '../src/app/index.ts';
@@ -21,18 +21,19 @@ const diskGiB = Number(process.argv[2] ?? 2);
 const root = process.argv[3] ?? '/var/tmp';
 
 async function makeImage(dir: string, name: string, sizeBytes: number): Promise<string> {
-  // Compressible, unique per 2 MiB block: text-like bytes with the block index stamped in.
+  // Like real disks: half of each 2 MiB block incompressible, half text-like (about 2:1 overall),
+  // unique per block (the block index is stamped in).
   const raw = join(dir, `${name}.raw`);
   const handle = await open(raw, 'w');
   const chunk = Buffer.alloc(2 * MiB);
   const words = Buffer.from(
     'vmdelta incremental backup of virtual machine disks over NBD with merges ',
   );
-  for (let i = 0; i < chunk.length; i += 1)
+  for (let i = MiB; i < chunk.length; i += 1)
     chunk[i] = (words[i % words.length] ?? 32) ^ (i % 7 === 0 ? (i >> 8) & 0x3f : 0);
   for (let offset = 0; offset < sizeBytes; offset += chunk.length) {
-    chunk.writeUInt32BE(offset / chunk.length, 0);
-    chunk.writeUInt32BE(offset / chunk.length, 4096);
+    randomFillSync(chunk, 0, MiB);
+    chunk.writeUInt32BE(offset / chunk.length, MiB);
     await handle.write(chunk, 0, chunk.length, offset);
   }
   await handle.close();

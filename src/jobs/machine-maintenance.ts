@@ -1,4 +1,4 @@
-/** After a committed point: retention (merges) then GC on every remote that stored the point. */
+/** After a committed point: retention (merges), then GC where retention removed points. */
 import { describeError } from '../core/index.ts';
 import { applyRetention, collectGarbage } from '../repository/index.ts';
 import type { MachinePhase } from './job-events.ts';
@@ -31,9 +31,15 @@ export async function maintain(
     }
     log.phases.mergeMs = clock.nowMs() - startMs;
   }
+  // GC sweeps what merges and crashed runs left behind; a merge already deletes the blocks it
+  // superseded, so the full mark-and-sweep runs only on remotes where retention removed a point.
+  const swept = remotes.filter((remote) =>
+    log.retention.some((r) => r.remoteId === remote.id && r.removed > 0),
+  );
+  if (swept.length === 0) return;
   phase('gc');
   const gcStartMs = clock.nowMs();
-  for (const remote of remotes) {
+  for (const remote of swept) {
     try {
       await collectGarbage(
         remote.repository,

@@ -11,3 +11,4 @@ export * from './throttled-disk.ts';
 export * from './nbd-disk.ts';
 export * from './nbd-sink.ts';
 export * from './vhd-disk.ts';
+export * from './read-ahead.ts';

@@ -9,6 +9,7 @@
  */
 import { open, type FileHandle } from 'node:fs/promises';
 import { BlockSet } from './block-set.ts';
+import { readAhead } from './read-ahead.ts';
 import {
   blockCountFor,
   blockLengthBytes,
@@ -18,7 +19,7 @@ import {
   type DiskSource,
   type ReadBlocksOptions,
 } from './disk.ts';
-import { CoreError, throwIfAborted } from '../core/index.ts';
+import { CoreError } from '../core/index.ts';
 
 export interface RawFileSourceOptions {
   readonly blockSizeBytes: number;
@@ -60,31 +61,8 @@ export class RawFileSource implements DiskSource {
     return data;
   }
 
-  async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
-    const pending: { index: number; data: Promise<Buffer> }[] = [];
-    const iterator = this.blocks[Symbol.iterator]();
-    const fill = (): void => {
-      while (pending.length < this.#readAhead) {
-        const next = iterator.next();
-        if (next.done === true) return;
-        const data = this.#read(next.value);
-        data.catch(() => undefined);
-        pending.push({ index: next.value, data });
-      }
-    };
-    try {
-      fill();
-      for (;;) {
-        const head = pending.shift();
-        if (head === undefined) return;
-        throwIfAborted(options.signal);
-        const data = await head.data;
-        fill();
-        yield { index: head.index, data };
-      }
-    } finally {
-      await Promise.allSettled(pending.map((entry) => entry.data));
-    }
+  readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
+    return readAhead(this.blocks, this.#readAhead, (index) => this.#read(index), options.signal);
   }
 
   async close(): Promise<void> {

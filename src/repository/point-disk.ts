@@ -2,8 +2,8 @@
  * A restore point's disk as a DiskSource (kind 'full'): the fold of its chain, read with a bounded
  * read-ahead window, every block's hash checked; plus random access to one block.
  */
-import { throwIfAborted } from '../core/index.ts';
 import {
+  readAhead,
   zeroBlock,
   type Block,
   type BlockSet,
@@ -63,31 +63,13 @@ export class PointDisk implements DiskSource {
     );
   }
 
-  async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
-    const pending: { index: number; data: Promise<Buffer> }[] = [];
-    const iterator = this.blocks[Symbol.iterator]();
-    const fill = (): void => {
-      while (pending.length < this.#readAhead) {
-        const next = iterator.next();
-        if (next.done === true) return;
-        const data = this.readBlock(next.value);
-        data.catch(() => undefined); // observed when awaited below
-        pending.push({ index: next.value, data });
-      }
-    };
-    try {
-      fill();
-      for (;;) {
-        const head = pending.shift();
-        if (head === undefined) return;
-        throwIfAborted(options.signal);
-        const data = await head.data;
-        fill();
-        yield { index: head.index, data };
-      }
-    } finally {
-      await Promise.allSettled(pending.map((entry) => entry.data));
-    }
+  readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
+    return readAhead(
+      this.blocks,
+      this.#readAhead,
+      (index) => this.readBlock(index),
+      options.signal,
+    );
   }
 
   close(): Promise<void> {

@@ -38,3 +38,31 @@ export function badField(field: string, value: unknown, why: string): VhdError {
     details: { field, value: typeof value === 'bigint' ? value.toString() : value },
   });
 }
+
+/** Checks a structure's cookie and checksum, naming the field (`footer.cookie`, `header.checksum`). */
+export function checkCookieAndChecksum(
+  structure: 'footer' | 'header',
+  cookie: { readonly stored: string; readonly expected: string },
+  checksum: { readonly stored: number; readonly computed: number },
+): void {
+  if (cookie.stored !== cookie.expected)
+    throw new VhdError(
+      'VHD_BAD_COOKIE',
+      `${structure}.cookie is ${JSON.stringify(cookie.stored)}`,
+      {
+        details: { field: `${structure}.cookie` },
+      },
+    );
+  if (checksum.stored !== checksum.computed)
+    throw new VhdError(
+      'VHD_BAD_CHECKSUM',
+      `${structure}.checksum is 0x${checksum.stored.toString(16)}, content sums to 0x${checksum.computed.toString(16)}`,
+      {
+        details: {
+          field: `${structure}.checksum`,
+          stored: checksum.stored,
+          computed: checksum.computed,
+        },
+      },
+    );
+}

@@ -13,7 +13,7 @@ import {
 } from './constants.ts';
 import { computeVhdChecksum } from './checksum.ts';
 import type { ChsGeometry } from './geometry.ts';
-import { VhdError, badField } from './errors.ts';
+import { VhdError, badField, checkCookieAndChecksum } from './errors.ts';
 import { encodeUuid, formatUuid } from './uuid.ts';
 
 export const footerTable = new FieldTable('footer', FOOTER_BYTES, [
@@ -105,17 +105,11 @@ export function footerChecksum(bytes: Buffer): number {
 /** Decodes and validates a footer (cookie, checksum, disk type, data offset, size). */
 export function decodeFooter(bytes: Buffer): ValidVhdFooter {
   const footer = decodeFooterFields(bytes);
-  if (footer.cookie !== FOOTER_COOKIE)
-    throw new VhdError('VHD_BAD_COOKIE', `footer.cookie is ${JSON.stringify(footer.cookie)}`, {
-      details: { field: 'footer.cookie' },
-    });
-  const expected = footerChecksum(bytes);
-  if (footer.checksum !== expected)
-    throw new VhdError(
-      'VHD_BAD_CHECKSUM',
-      `footer.checksum is 0x${footer.checksum.toString(16)}, content sums to 0x${expected.toString(16)}`,
-      { details: { field: 'footer.checksum', stored: footer.checksum, computed: expected } },
-    );
+  checkCookieAndChecksum(
+    'footer',
+    { stored: footer.cookie, expected: FOOTER_COOKIE },
+    { stored: footer.checksum, computed: footerChecksum(bytes) },
+  );
   const diskType = footer.diskType;
   if (
     diskType !== DiskType.fixed &&

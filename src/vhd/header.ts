@@ -16,7 +16,7 @@ import {
   PARENT_NAME_BYTES,
 } from './constants.ts';
 import { computeVhdChecksum } from './checksum.ts';
-import { VhdError, badField } from './errors.ts';
+import { VhdError, badField, checkCookieAndChecksum } from './errors.ts';
 import {
   EMPTY_LOCATOR,
   decodeParentLocator,
@@ -124,17 +124,11 @@ export function headerChecksum(bytes: Buffer): number {
 /** Decodes and validates a header against the footer's virtual size. */
 export function decodeHeader(bytes: Buffer, sizeBytes: number): ValidVhdHeader {
   const header = decodeHeaderFields(bytes);
-  if (header.cookie !== HEADER_COOKIE)
-    throw new VhdError('VHD_BAD_COOKIE', `header.cookie is ${JSON.stringify(header.cookie)}`, {
-      details: { field: 'header.cookie' },
-    });
-  const expected = headerChecksum(bytes);
-  if (header.checksum !== expected)
-    throw new VhdError(
-      'VHD_BAD_CHECKSUM',
-      `header.checksum is 0x${header.checksum.toString(16)}, content sums to 0x${expected.toString(16)}`,
-      { details: { field: 'header.checksum', stored: header.checksum, computed: expected } },
-    );
+  checkCookieAndChecksum(
+    'header',
+    { stored: header.cookie, expected: HEADER_COOKIE },
+    { stored: header.checksum, computed: headerChecksum(bytes) },
+  );
   const blockSizeBytes = header.blockSizeBytes;
   if (
     !isPowerOfTwo(blockSizeBytes) ||

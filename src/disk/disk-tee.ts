@@ -3,10 +3,17 @@
  * written to several remotes). The slowest consumer sets the pace: the source is read at most
  * `windowBlocks` blocks ahead of it. A consumer that stops early (error, break) is detached and no
  * longer holds the others back; an error of the source reaches every consumer. The views share
- * block buffers: consumers must treat them as read-only.
+ * block buffers: consumers must treat them as read-only. A block goes back to the source
+ * (`release()`) only once every consumer released it; one that never does keeps it from reuse.
  */
 import { CoreError } from '../core/index.ts';
 import type { Block, DiskSource, ReadBlocksOptions } from './disk.ts';
+
+interface Shared {
+  readonly block: Block;
+  /** Consumers yet to release the block. */
+  remaining: number;
+}
 
 interface Consumer {
   cursor: number;
@@ -18,7 +25,7 @@ export class DiskTee {
   readonly #source: DiskSource;
   readonly #windowBlocks: number;
   readonly #consumers: Consumer[] = [];
-  readonly #buffer: Block[] = [];
+  readonly #buffer: Shared[] = [];
   #bufferStart = 0;
   #iterator: AsyncIterator<Block> | undefined;
   #fetching: Promise<void> | undefined;
@@ -106,12 +113,12 @@ export class DiskTee {
       if (signal?.aborted === true)
         throw new CoreError('CANCELLED', 'read cancelled', { cause: signal.reason });
       const position = consumer.cursor - this.#bufferStart;
-      if (position < this.#buffer.length) {
-        const block = this.#buffer[position];
+      const shared = this.#buffer[position];
+      if (shared !== undefined) {
         consumer.cursor += 1;
         this.#trim();
         this.#notify();
-        return block;
+        return this.#viewOf(shared);
       }
       if (this.#error !== undefined) throw this.#error;
       if (this.#done) return undefined;
@@ -124,12 +131,29 @@ export class DiskTee {
     }
   }
 
+  #viewOf(shared: Shared): Block {
+    const { block } = shared;
+    const release = block.release;
+    if (release === undefined) return block;
+    let released = false;
+    return {
+      index: block.index,
+      data: block.data,
+      release: () => {
+        if (released) return;
+        released = true;
+        shared.remaining -= 1;
+        if (shared.remaining === 0) release();
+      },
+    };
+  }
+
   async #fetch(): Promise<void> {
     try {
       this.#iterator ??= this.#source.readBlocks()[Symbol.asyncIterator]();
       const result = await this.#iterator.next();
       if (result.done === true) this.#done = true;
-      else this.#buffer.push(result.value);
+      else this.#buffer.push({ block: result.value, remaining: this.#consumers.length });
     } catch (error) {
       this.#error = error instanceof Error ? error : new Error(String(error));
     } finally {

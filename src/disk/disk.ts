@@ -7,7 +7,10 @@
  * - kind 'delta': `blocks` are the blocks changed since the base; the others are unchanged.
  *
  * Each yielded `data` buffer belongs to the consumer (the producer never reuses it), except the
- * shared read-only zero block from `zeroBlock()`, which consumers must not mutate. Every block is
+ * shared read-only zero block from `zeroBlock()`, which consumers must not mutate, and except
+ * after `release()`: a consumer done with a block may hand its buffer back (block-buffers.ts), and
+ * must not touch `data` after that call; the producer may then reuse it for a later block. Calling
+ * it is optional (an unreleased buffer is garbage-collected) and only the first call counts. Every block is
  * `blockSizeBytes` long except the last block of the disk, which may be shorter (partial block).
  * Back-pressure: a producer reads ahead only as far as its own bounded window.
  */
@@ -16,6 +19,8 @@ import type { BlockSet } from './block-set.ts';
 export interface Block {
   readonly index: number;
   readonly data: Buffer;
+  /** Hands `data` back to its producer for reuse (optional; see the module comment). */
+  readonly release?: () => void;
 }
 
 export type DiskKind = 'full' | 'delta';

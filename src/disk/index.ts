@@ -4,6 +4,7 @@
  * wrappers that keep the shape (throttle, read-ahead, re-blocking, hashing).
  */
 export * from './block-set.ts';
+export * from './block-buffers.ts';
 export * from './disk.ts';
 export * from './memory-disk.ts';
 export * from './disk-tee.ts';

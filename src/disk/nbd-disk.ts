@@ -17,6 +17,7 @@ import {
   type NbdTlsOptions,
 } from '../nbd/index.ts';
 import { CoreError, MiB } from '../core/index.ts';
+import { BlockBuffers } from './block-buffers.ts';
 import { BlockSet } from './block-set.ts';
 import {
   blockCountFor,
@@ -67,6 +68,7 @@ class NbdDiskSource implements NbdDisk {
   readonly transport: NbdTransportInfo;
   readonly #pool: NbdPool;
   readonly #windowBytes: number;
+  readonly #buffers: BlockBuffers;
   readonly #signal: AbortSignal | undefined;
 
   constructor(pool: NbdPool, kind: DiskKind, blocks: BlockSet, options: OpenNbdDiskOptions) {
@@ -78,6 +80,11 @@ class NbdDiskSource implements NbdDisk {
     this.#windowBytes = Math.max(
       options.maxInFlightBytes ?? DEFAULT_NBD_DISK_IN_FLIGHT_BYTES,
       options.blockSizeBytes,
+    );
+    // Enough free buffers to refill the whole read-ahead window without allocating.
+    this.#buffers = new BlockBuffers(
+      options.blockSizeBytes,
+      Math.ceil(this.#windowBytes / options.blockSizeBytes) + 4,
     );
     this.#signal = options.signal;
     this.transport = {
@@ -103,7 +110,11 @@ class NbdDiskSource implements NbdDisk {
           const index = next.value;
           const lengthBytes = blockLengthBytes(index, this.sizeBytes, this.blockSizeBytes);
           if (queue.length > 0 && queuedBytes + lengthBytes > this.#windowBytes) break;
-          const data = this.#pool.read(index * this.blockSizeBytes, lengthBytes);
+          const data = this.#pool.read(
+            index * this.blockSizeBytes,
+            lengthBytes,
+            this.#buffers.take(lengthBytes),
+          );
           data.catch(() => undefined); // awaited in order below
           queue.push({ index, lengthBytes, data });
           queuedBytes += lengthBytes;
@@ -117,7 +128,7 @@ class NbdDiskSource implements NbdDisk {
         }
         const data = await head.data;
         queuedBytes -= head.lengthBytes;
-        yield { index: head.index, data };
+        yield this.#buffers.block(head.index, data);
       }
     } finally {
       for (const pending of queue) pending.data.catch(() => undefined);

@@ -1,9 +1,11 @@
 /**
  * Ordered read-ahead: yields `{index, data}` for each index in order, with up to `depth` reads
  * started ahead of the consumer (random-access sources: files, repository blocks). Reads still in
- * flight when the consumer stops are awaited, so no rejection goes unobserved.
+ * flight when the consumer stops are awaited, so no rejection goes unobserved. With `buffers`,
+ * each block's `release()` gives its buffer back there (for sources that take buffers from it).
  */
 import { throwIfAborted } from '../core/index.ts';
+import type { BlockBuffers } from './block-buffers.ts';
 import type { Block } from './disk.ts';
 
 export async function* readAhead(
@@ -11,6 +13,7 @@ export async function* readAhead(
   depth: number,
   read: (index: number) => Promise<Buffer>,
   signal?: AbortSignal,
+  buffers?: BlockBuffers,
 ): AsyncGenerator<Block> {
   const pending: { index: number; data: Promise<Buffer> }[] = [];
   const iterator = indexes[Symbol.iterator]();
@@ -31,7 +34,7 @@ export async function* readAhead(
       throwIfAborted(signal);
       const data = await head.data;
       fill();
-      yield { index: head.index, data };
+      yield buffers === undefined ? { index: head.index, data } : buffers.block(head.index, data);
     }
   } finally {
     await Promise.allSettled(pending.map((entry) => entry.data));

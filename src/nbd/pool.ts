@@ -88,8 +88,9 @@ export class NbdPool {
     return (this.info.transmissionFlags & flag) !== 0;
   }
 
-  read(offsetBytes: number, lengthBytes: number): Promise<Buffer> {
-    return this.#run(lengthBytes, true, (client) => client.read(offsetBytes, lengthBytes));
+  /** Reads into `target` when given (of `lengthBytes`; reused by a retry), else a new buffer. */
+  read(offsetBytes: number, lengthBytes: number, target?: Buffer): Promise<Buffer> {
+    return this.#run(lengthBytes, true, (client) => client.read(offsetBytes, lengthBytes, target));
   }
 
   blockStatus(

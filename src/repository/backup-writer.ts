@@ -212,6 +212,8 @@ async function writeDisk(
     readonly hash: Buffer | undefined; // undefined: zero block
     readonly object: Buffer | undefined;
     readonly data: Buffer | undefined;
+    /** Gives the source block back once `data` is no longer needed. */
+    readonly release?: (() => void) | undefined;
   }
   const pool = repository.blockPoolFor(source.sizeBytes);
   const windowSize = pool === undefined ? 1 : pool.size * 2 + 2;
@@ -238,6 +240,7 @@ async function writeDisk(
       .then(() => {
         storedBlockCount += 1;
         storedBytes += object.length;
+        pool?.recycleObject(object);
       })
       .catch((error: unknown) => {
         failure ??= error instanceof Error ? error : new Error(String(error));
@@ -249,35 +252,45 @@ async function writeDisk(
     inFlight.add(put);
   };
 
+  // processPrepared uses `data` only before its first await (the encoder copies it).
+  const processThenRelease = async (prepared: Prepared): Promise<void> => {
+    try {
+      await processPrepared(prepared);
+    } finally {
+      prepared.release?.();
+    }
+  };
+
   try {
     for await (const block of source.readBlocks(
       request.signal === undefined ? {} : { signal: request.signal },
     )) {
       if (failure !== undefined) break;
       sourceBlockCount += 1;
-      const { index, data } = block;
+      const { index, data, release } = block;
       let prepared: Promise<Prepared>;
       if (isZeroBlock(data)) {
+        release?.();
         prepared = Promise.resolve({ index, hash: undefined, object: undefined, data: undefined });
       } else if (pool === undefined) {
-        prepared = Promise.resolve({ index, hash: hashBlock(data), object: undefined, data });
+        const hash = hashBlock(data);
+        prepared = Promise.resolve({ index, hash, object: undefined, data, release });
       } else {
-        prepared = pool.encode(data).then(({ hash, object }) => ({
-          index,
-          hash,
-          object,
-          data: undefined,
-        }));
+        // The pool copies the data in: the block goes back to its source once encoded.
+        prepared = pool
+          .encode(data)
+          .finally(release)
+          .then(({ hash, object }) => ({ index, hash, object, data: undefined }));
         prepared.catch(() => undefined); // awaited in order below
       }
       window.push(prepared);
       while (window.length >= windowSize) {
         const head = window.shift();
-        if (head !== undefined) await processPrepared(await head);
+        if (head !== undefined) await processThenRelease(await head);
       }
     }
     for (let head = window.shift(); head !== undefined; head = window.shift()) {
-      await processPrepared(await head);
+      await processThenRelease(await head);
     }
   } finally {
     await Promise.allSettled(window);

@@ -47,6 +47,11 @@ const zstdRequire = createRequire(import.meta.url);
 export const zstdBindingPath = zstdRequire.resolve('zstd-napi/binding.js');
 const zstdBinding = zstdRequire(zstdBindingPath) as ZstdBinding;
 
+/** The largest zstd frame a block of `lengthBytes` can compress to. */
+export function zstdCompressBound(lengthBytes: number): number {
+  return zstdBinding.compressBound(lengthBytes);
+}
+
 /** Whether a compressed payload is worth keeping (§4.4). */
 export function keepsCompressed(payloadLengthBytes: number, plainLengthBytes: number): boolean {
   return payloadLengthBytes <= plainLengthBytes * (1 - MIN_COMPRESSION_SAVING);

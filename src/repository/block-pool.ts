@@ -3,21 +3,31 @@
  * main thread keeps reading, writing and coordinating while workers hash and (de)compress
  * (docs/design.md §4.10 has the figures). The workers run a small JavaScript kernel (sha256 and
  * zstd only: no format logic, and no TypeScript loader needed in the worker); framing and checks
- * stay in block-codec.ts on the calling thread. Buffers are transferred, not copied: a block handed
- * to `encode` must not be used afterwards by the caller.
+ * stay in block-codec.ts on the calling thread.
+ *
+ * Data crosses threads through a fixed set of shared-memory slots (one input and one output
+ * area each, sized for one block), never by transferring the caller's buffers: a block buffer may
+ * be shared (a DiskTee hands the same buffer to the writer of every remote), so detaching it would
+ * silently empty it for the others. The caller's bytes are copied into a slot, the worker writes
+ * its result into the same slot, and the result is copied out into a buffer the caller owns; a
+ * slot is busy only for one task. Fixed slots also keep block-sized allocations off the workers'
+ * heaps (no garbage collection for them, no page faults on fresh memory).
  */
 import { Worker } from 'node:worker_threads';
+import { Semaphore } from '../core/index.ts';
+import { BlockBuffers } from '../disk/index.ts';
 import {
-  checkBlockHash,
+  decodeBlockObject,
   openBlockObject,
   writeBlockHeader,
   zstdBindingPath,
+  zstdCompressBound,
 } from './block-codec.ts';
 import type { CompressionConfig } from './config.ts';
-import { BLOCK_HEADER_BYTES, CODEC_NONE, MIN_COMPRESSION_SAVING } from './constants.ts';
+import { BLOCK_HEADER_BYTES, CODEC_NONE, CODEC_ZSTD, MIN_COMPRESSION_SAVING } from './constants.ts';
 import { RepositoryError } from './errors.ts';
 
-/** The worker kernel (CommonJS, evaluated by the Worker). */
+/** The worker kernel (CommonJS, evaluated by the Worker). Results go into the task's slot. */
 const kernelSource = `
 const { parentPort, workerData } = require('node:worker_threads');
 const { createHash } = require('node:crypto');
@@ -26,47 +36,31 @@ const headroom = workerData.headroomBytes;
 const level = workerData.level;
 const cctx = level === null ? null : new zstd.CCtx();
 const dctx = new zstd.DCtx();
-let scratch = Buffer.alloc(0);
-const owns = (b) => b.byteOffset === 0 && b.byteLength === b.buffer.byteLength;
+const slots = workerData.slots.map((s) => ({ input: Buffer.from(s.input), output: Buffer.from(s.output) }));
 parentPort.on('message', (task) => {
   try {
+    const slot = slots[task.slot];
     if (task.op === 'encode') {
-      const data = Buffer.from(task.data.buffer, task.data.byteOffset, task.data.byteLength);
+      const data = slot.input.subarray(0, task.lengthBytes);
       const hash = createHash('sha256').update(data).digest();
-      let out = null;
       let codec = 0;
       let payloadBytes = data.length;
       if (cctx !== null) {
-        const bound = zstd.compressBound(data.length);
-        if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound);
-        const compressedBytes = cctx.compress(scratch.subarray(0, bound), data, level);
+        const compressedBytes = cctx.compress(slot.output.subarray(headroom), data, level);
         if (compressedBytes <= data.length * (1 - workerData.minSaving)) {
           codec = 1;
           payloadBytes = compressedBytes;
-          out = Buffer.allocUnsafeSlow(headroom + compressedBytes);
-          scratch.copy(out, headroom, 0, compressedBytes);
         }
       }
-      if (codec === 0) {
-        out = Buffer.allocUnsafeSlow(headroom + data.length);
-        data.copy(out, headroom);
-      }
-      parentPort.postMessage(
-        { id: task.id, hash, out, codec, payloadBytes },
-        // The input goes back too: dead buffers are then collected by the main thread, which
-        // collects often, instead of piling up in this isolate until its next GC.
-        [out.buffer, data.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === out.buffer ? owns(out) : owns(data))),
-      );
-    } else {
-      const payload = Buffer.from(task.payload.buffer, task.payload.byteOffset, task.payload.byteLength);
-      const plain = Buffer.allocUnsafe(task.lengthBytes);
-      const written = dctx.decompress(plain, payload);
+      parentPort.postMessage({ id: task.id, hash, codec, payloadBytes });
+    } else if (task.op === 'decode') {
+      const plain = slot.output.subarray(0, task.lengthBytes);
+      const written = dctx.decompress(plain, slot.input.subarray(0, task.payloadBytes));
       if (written !== task.lengthBytes) throw new Error('decompressed length mismatch');
-      const hash = createHash('sha256').update(plain).digest();
-      parentPort.postMessage(
-        { id: task.id, plain, hash, input: payload },
-        [plain.buffer, payload.buffer].filter((b, i, all) => all.indexOf(b) === i && b.byteLength > 0 && (b === plain.buffer ? owns(plain) : owns(payload) || task.wholeBuffer)),
-      );
+      parentPort.postMessage({ id: task.id, hash: createHash('sha256').update(plain).digest() });
+    } else {
+      const data = slot.input.subarray(0, task.lengthBytes);
+      parentPort.postMessage({ id: task.id, hash: createHash('sha256').update(data).digest() });
     }
   } catch (error) {
     parentPort.postMessage({ id: task.id, error: String(error && error.message || error) });
@@ -78,10 +72,8 @@ interface KernelResult {
   readonly id: number;
   readonly error?: string;
   readonly hash?: Uint8Array;
-  readonly out?: Uint8Array;
   readonly codec?: number;
   readonly payloadBytes?: number;
-  readonly plain?: Uint8Array;
 }
 
 interface Pending {
@@ -90,28 +82,50 @@ interface Pending {
   readonly worker: number;
 }
 
-function owns(data: Uint8Array): boolean {
-  return data.byteOffset === 0 && data.byteLength === data.buffer.byteLength;
+interface Slot {
+  readonly index: number;
+  readonly input: Buffer;
+  readonly output: Buffer;
 }
 
 function toBuffer(bytes: Uint8Array): Buffer {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
-function transferList(data: Uint8Array): ArrayBuffer[] {
-  return owns(data) && data.buffer instanceof ArrayBuffer ? [data.buffer] : [];
-}
+/** Slots per worker: one task running, one queued, and the next being copied in or out. */
+const SLOTS_PER_WORKER = 2;
+const EXTRA_SLOTS = 2;
 
 export class BlockWorkerPool {
   readonly size: number;
+  /** The largest block the slots hold; larger ones are handled on the calling thread. */
+  readonly blockCapacityBytes: number;
   readonly #workers: Worker[] = [];
   readonly #busy: number[] = [];
   readonly #pending = new Map<number, Pending>();
+  readonly #slots: Slot[] = [];
+  readonly #freeSlots: number[] = [];
+  readonly #slotGate: Semaphore;
+  /** Block objects handed out by `encode`, back through `recycleObject` once stored. */
+  readonly #objects: BlockBuffers;
   #nextId = 1;
   #closed = false;
 
-  constructor(size: number, compression: CompressionConfig) {
+  constructor(size: number, compression: CompressionConfig, blockCapacityBytes: number) {
     this.size = Math.max(1, Math.floor(size));
+    this.blockCapacityBytes = blockCapacityBytes;
+    const slotCount = this.size * SLOTS_PER_WORKER + EXTRA_SLOTS;
+    const outputBytes = BLOCK_HEADER_BYTES + zstdCompressBound(blockCapacityBytes);
+    const shared: { input: SharedArrayBuffer; output: SharedArrayBuffer }[] = [];
+    for (let index = 0; index < slotCount; index += 1) {
+      const input = new SharedArrayBuffer(blockCapacityBytes);
+      const output = new SharedArrayBuffer(outputBytes);
+      shared.push({ input, output });
+      this.#slots.push({ index, input: Buffer.from(input), output: Buffer.from(output) });
+      this.#freeSlots.push(index);
+    }
+    this.#slotGate = new Semaphore(slotCount);
+    this.#objects = new BlockBuffers(BLOCK_HEADER_BYTES + blockCapacityBytes);
     for (let i = 0; i < this.size; i += 1) {
       const worker = new Worker(kernelSource, {
         eval: true,
@@ -120,6 +134,7 @@ export class BlockWorkerPool {
           headroomBytes: BLOCK_HEADER_BYTES,
           level: compression.codec === 'zstd' ? compression.level : null,
           minSaving: MIN_COMPRESSION_SAVING,
+          slots: shared,
         },
       });
       worker.unref();
@@ -142,7 +157,21 @@ export class BlockWorkerPool {
     }
   }
 
-  #run(task: Record<string, unknown>, transfer: ArrayBuffer[]): Promise<KernelResult> {
+  /** Runs `fn` with a free slot; the slot is free again when `fn` settles. */
+  async #withSlot<T>(fn: (slot: Slot) => Promise<T>): Promise<T> {
+    const release = await this.#slotGate.acquire();
+    const index = this.#freeSlots.pop();
+    const slot = index === undefined ? undefined : this.#slots[index];
+    try {
+      if (slot === undefined) throw new RepositoryError('REPO_INVALID_REQUEST', 'no free slot');
+      return await fn(slot);
+    } finally {
+      if (index !== undefined) this.#freeSlots.push(index);
+      release();
+    }
+  }
+
+  #run(task: Record<string, unknown>): Promise<KernelResult> {
     if (this.#closed) {
       return Promise.reject(new RepositoryError('REPO_INVALID_REQUEST', 'block pool closed'));
     }
@@ -154,49 +183,90 @@ export class BlockWorkerPool {
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, worker });
-      this.#workers[worker]?.postMessage({ ...task, id }, transfer);
+      this.#workers[worker]?.postMessage({ ...task, id });
     });
   }
 
-  /** sha256 and block object of `data` (transferred: do not use `data` afterwards). */
+  /** sha256 and block object of `data` (left untouched: it may be shared with other readers). */
   async encode(data: Buffer): Promise<{ hash: Buffer; object: Buffer }> {
-    const plainLengthBytes = data.length;
-    const result = await this.#run({ op: 'encode', data }, transferList(data));
-    if (result.error !== undefined || result.hash === undefined) {
-      throw new RepositoryError('REPO_INVALID_REQUEST', `block encoding failed: ${result.error}`);
+    if (data.length > this.blockCapacityBytes) {
+      throw new RepositoryError(
+        'REPO_INVALID_REQUEST',
+        `block of ${data.length} bytes exceeds the block size ${this.blockCapacityBytes}`,
+      );
     }
-    if (
-      result.out === undefined ||
-      result.codec === undefined ||
-      result.payloadBytes === undefined
-    ) {
-      throw new RepositoryError('REPO_INVALID_REQUEST', 'block encoding: malformed worker answer');
-    }
-    const hash = toBuffer(result.hash);
-    const object = toBuffer(result.out).subarray(0, BLOCK_HEADER_BYTES + result.payloadBytes);
-    writeBlockHeader(object, result.codec, plainLengthBytes, result.payloadBytes, hash);
-    return { hash, object };
+    return this.#withSlot(async (slot) => {
+      data.copy(slot.input);
+      const result = await this.#run({ op: 'encode', slot: slot.index, lengthBytes: data.length });
+      if (result.error !== undefined || result.hash === undefined) {
+        throw new RepositoryError('REPO_INVALID_REQUEST', `block encoding failed: ${result.error}`);
+      }
+      const { codec, payloadBytes } = result;
+      if (codec === undefined || payloadBytes === undefined) {
+        throw new RepositoryError(
+          'REPO_INVALID_REQUEST',
+          'block encoding: malformed worker answer',
+        );
+      }
+      const hash = toBuffer(result.hash);
+      const object = this.#objects
+        .take(BLOCK_HEADER_BYTES + this.blockCapacityBytes)
+        .subarray(0, BLOCK_HEADER_BYTES + payloadBytes);
+      if (codec === CODEC_ZSTD) {
+        slot.output.copy(object, BLOCK_HEADER_BYTES, BLOCK_HEADER_BYTES, object.length);
+      } else {
+        data.copy(object, BLOCK_HEADER_BYTES);
+      }
+      writeBlockHeader(object, codec, data.length, payloadBytes, hash);
+      return { hash, object };
+    });
   }
 
-  /** Decodes and checks a block object like decodeBlockObject (the object is transferred). */
-  async decode(key: string, object: Buffer, hash: Buffer, lengthBytes: number): Promise<Buffer> {
+  /**
+   * Gives back an object from `encode` once nothing uses it any more (its put succeeded: a store
+   * keeps no reference to a body after put). Other buffers are ignored.
+   */
+  recycleObject(object: Buffer): void {
+    this.#objects.give(Buffer.from(object.buffer, 0, object.buffer.byteLength));
+  }
+
+  /**
+   * Decodes and checks a block object like decodeBlockObject (the object is left untouched); the
+   * plaintext goes into `into` when given (of `lengthBytes`), else into a new buffer.
+   */
+  async decode(
+    key: string,
+    object: Buffer,
+    hash: Buffer,
+    lengthBytes: number,
+    into?: Buffer,
+  ): Promise<Buffer> {
     const { codec, payload } = openBlockObject(key, object, hash, lengthBytes);
-    if (codec === CODEC_NONE) {
-      checkBlockHash(key, payload, hash);
-      return payload;
+    if (payload.length > this.blockCapacityBytes || lengthBytes > this.blockCapacityBytes) {
+      return decodeBlockObject(key, object, hash, lengthBytes); // unusual sizes: inline
     }
-    const result = await this.#run({ op: 'decode', payload, lengthBytes }, transferList(object));
-    if (result.error !== undefined || result.plain === undefined || result.hash === undefined) {
-      throw new RepositoryError('REPO_BLOCK_CORRUPT', `${key}: ${result.error ?? 'no answer'}`, {
-        details: { key },
-      });
-    }
-    if (!toBuffer(result.hash).equals(hash)) {
-      throw new RepositoryError('REPO_BLOCK_CORRUPT', `${key}: content does not match its hash`, {
-        details: { key },
-      });
-    }
-    return toBuffer(result.plain);
+    return this.#withSlot(async (slot) => {
+      payload.copy(slot.input);
+      const result = await this.#run(
+        codec === CODEC_NONE
+          ? { op: 'hash', slot: slot.index, lengthBytes: payload.length }
+          : { op: 'decode', slot: slot.index, payloadBytes: payload.length, lengthBytes },
+      );
+      if (result.error !== undefined || result.hash === undefined) {
+        throw new RepositoryError('REPO_BLOCK_CORRUPT', `${key}: ${result.error ?? 'no answer'}`, {
+          details: { key },
+        });
+      }
+      if (!toBuffer(result.hash).equals(hash)) {
+        throw new RepositoryError('REPO_BLOCK_CORRUPT', `${key}: content does not match its hash`, {
+          details: { key },
+        });
+      }
+      if (codec === CODEC_NONE) return payload;
+      const plain = into?.length === lengthBytes ? into : Buffer.allocUnsafe(lengthBytes);
+      slot.output.copy(plain, 0, 0, lengthBytes);
+      return plain;
+    });
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,7 @@
  * read-ahead window, every block's hash checked; plus random access to one block.
  */
 import {
+  BlockBuffers,
   readAhead,
   zeroBlock,
   type Block,
@@ -31,6 +32,7 @@ export class PointDisk implements DiskSource {
   readonly #vmId: string;
   readonly #chainId: string;
   readonly #readAhead: number;
+  readonly #buffers: BlockBuffers;
 
   constructor(
     repository: Repository,
@@ -47,28 +49,37 @@ export class PointDisk implements DiskSource {
     this.blockSizeBytes = folded.blockSizeBytes;
     this.blocks = folded.present;
     this.#readAhead = Math.max(1, readAhead);
+    this.#buffers = new BlockBuffers(folded.blockSizeBytes);
   }
 
   /** Random access: block `blockIndex` (zeros for a hole), hash checked. */
-  async readBlock(blockIndex: number): Promise<Buffer> {
+  readBlock(blockIndex: number): Promise<Buffer> {
+    return this.#read(blockIndex, undefined);
+  }
+
+  async #read(blockIndex: number, buffers: BlockBuffers | undefined): Promise<Buffer> {
     const lengthBytes = this.folded.lengthOf(blockIndex);
     const hash = this.folded.hashOf(blockIndex);
     if (hash === undefined) return zeroBlock(lengthBytes);
+    const pool = this.#repository.blockPoolFor(this.sizeBytes);
     return this.#repository.readBlockObject(
       this.#vmId,
       this.#chainId,
       Buffer.from(hash),
       lengthBytes,
-      this.#repository.blockPoolFor(this.sizeBytes),
+      pool,
+      pool === undefined ? undefined : buffers?.take(lengthBytes),
     );
   }
 
+  /** Blocks in order; each one's `release()` lets the next reads reuse its buffer. */
   readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
     return readAhead(
       this.blocks,
       this.#readAhead,
-      (index) => this.readBlock(index),
+      (index) => this.#read(index, this.#buffers),
       options.signal,
+      this.#buffers,
     );
   }
 

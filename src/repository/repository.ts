@@ -90,7 +90,11 @@ export class Repository {
   /** The worker pool for block CPU work, or undefined when configured to work inline. */
   get blockPool(): BlockWorkerPool | undefined {
     if (this.#blockWorkers > 0 && this.#pool === undefined) {
-      this.#pool = new BlockWorkerPool(this.#blockWorkers, this.config.compression);
+      this.#pool = new BlockWorkerPool(
+        this.#blockWorkers,
+        this.config.compression,
+        this.config.blockSizeBytes,
+      );
     }
     return this.#pool;
   }
@@ -262,7 +266,8 @@ export class Repository {
 
   /**
    * Reads and checks one block object by hash (length, magic, codec and sha256), decoding in
-   * `pool` (default: the pool when workers were configured explicitly).
+   * `pool` (default: the pool when workers were configured explicitly), into `into` when the pool
+   * can (the result may still be another buffer).
    */
   async readBlockObject(
     vmId: string,
@@ -270,12 +275,13 @@ export class Repository {
     hash: Buffer,
     lengthBytes: number,
     pool: BlockWorkerPool | undefined = this.blockPoolFor(0),
+    into?: Buffer,
   ): Promise<Buffer> {
     const key = blockKey(vmId, chainId, hash);
     const object = await this.getReferenced(key);
     return pool === undefined
       ? decodeBlockObject(key, object, hash, lengthBytes)
-      : pool.decode(key, object, hash, lengthBytes);
+      : pool.decode(key, object, hash, lengthBytes, into);
   }
 
   /** The smallest possible size of a block object (used by structural checks). */

@@ -12,8 +12,9 @@
  *   content.) Filesystems without hard links make put-if-absent fail with STORAGE_IO.
  * Deferred delete (`durable: false`): no folder fsync (the folder is recorded for `sync()`).
  * Deferred put (`durable: false`, of a key that does not exist yet; a replacement is durable):
- * the same steps without any fsync; the target file and the
- * folders whose entries changed are recorded, and `sync()` makes them all durable at once (fsync
+ * the same steps without any fsync; the target file and the folders whose entries changed are
+ * recorded, each such file is fsynced in the background as soon as it is written (early
+ * writeback, local-writeback.ts), and `sync()` makes them all durable at once (fsync
  * of each recorded file, then of each recorded folder, many in parallel; or one syncfs(2) of the
  * whole filesystem through `sync -f`, option `syncMethod`). A crash before `sync()` may lose such
  * an object or leave it empty or truncated (never another object's content).
@@ -39,6 +40,12 @@ import type {
   StoreProperties,
 } from './object-store.ts';
 import { resolveRange } from './byte-range.ts';
+import {
+  DRAIN_SYNC_PARALLELISM,
+  forEachParallel,
+  syncFileByPath,
+  WritebackQueue,
+} from './local-writeback.ts';
 import { errnoOf, keyToPath, RootGuard, temporaryName } from './local-paths.ts';
 import { walkObjects, walkTemporaryFiles } from './local-list.ts';
 
@@ -55,24 +62,7 @@ export interface LocalStoreOptions {
   readonly syncMethod?: 'fsync' | 'syncfs';
 }
 
-const SYNC_PARALLELISM = 64;
 const execFileAsync = promisify(execFile);
-
-async function forEachParallel<T>(
-  items: readonly T[],
-  parallelism: number,
-  fn: (item: T) => Promise<void>,
-): Promise<void> {
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < items.length) {
-      const item = items[next] as T;
-      next += 1;
-      await fn(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(parallelism, items.length) }, worker));
-}
 
 function ioError(what: string, key: string, error: unknown): StorageError {
   const errno = errnoOf(error);
@@ -95,6 +85,7 @@ export class LocalObjectStore implements ObjectStore {
   /** Files and folders changed by deferred puts and not yet synced. */
   #unsyncedFiles = new Set<string>();
   #unsyncedFolders = new Set<string>();
+  readonly #writeback = new WritebackQueue((path) => this.#unsyncedFiles.delete(path));
 
   constructor(root: string, options: LocalStoreOptions = {}) {
     this.root = resolve(root);
@@ -150,6 +141,7 @@ export class LocalObjectStore implements ObjectStore {
         if (this.#durable) {
           this.#unsyncedFiles.add(target);
           this.#unsyncedFolders.add(dir);
+          if (this.#syncMethod === 'fsync') this.#writeback.schedule(target);
         }
       } else {
         await this.#syncFolder(dir);
@@ -231,8 +223,10 @@ export class LocalObjectStore implements ObjectStore {
         return;
       }
       // File contents first, then the folder entries that name them.
-      await forEachParallel(files, SYNC_PARALLELISM, (path) => this.#syncFile(path));
-      await forEachParallel(folders, SYNC_PARALLELISM, (path) =>
+      await forEachParallel(files, DRAIN_SYNC_PARALLELISM, async (path) => {
+        if (!(await this.#writeback.settle(path))) await syncFileByPath(path);
+      });
+      await forEachParallel(folders, DRAIN_SYNC_PARALLELISM, (path) =>
         this.#syncFolder(path).catch((error: unknown) => {
           if (errnoOf(error) !== 'ENOENT') throw error; // removed since, with its entries
         }),
@@ -242,22 +236,6 @@ export class LocalObjectStore implements ObjectStore {
       for (const path of files) this.#unsyncedFiles.add(path);
       for (const path of folders) this.#unsyncedFolders.add(path);
       throw this.#mapError('sync', this.root, error);
-    }
-  }
-
-  /** fsync of a recorded file; one deleted since (a later delete or replacement) is skipped. */
-  async #syncFile(path: string): Promise<void> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
-    } catch (error) {
-      if (errnoOf(error) === 'ENOENT') return;
-      throw error;
-    }
-    try {
-      await handle.sync();
-    } finally {
-      await handle.close();
     }
   }
 

@@ -2,7 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { openRawFileSink, openRawFileSource } from '../../src/disk/raw-file-disk.ts';
+import {
+  openRawFileSink,
+  openRawFileSource,
+  WRITEBACK_STEP_BYTES,
+} from '../../src/disk/raw-file-disk.ts';
 import { makeTempDir } from '../harness/index.ts';
 
 test('raw file source yields every block in order; sink keeps zero blocks as holes', async () => {
@@ -44,6 +48,31 @@ test('raw file source yields every block in order; sink keeps zero blocks as hol
     const small = await openRawFileSink(join(dir.path, 'small.raw'), 100);
     await assert.rejects(small.writeBlock(1, Buffer.alloc(100, 1), 100), /past the disk size/);
     await small.close();
+  } finally {
+    await dir.remove();
+  }
+});
+
+test('a sink writing past its writeback step (background fdatasync) keeps every byte', async () => {
+  const dir = await makeTempDir('vmd-rawsink-');
+  try {
+    const path = join(dir.path, 'out.raw');
+    const blockSizeBytes = 2 * 1024 * 1024;
+    const blocks = WRITEBACK_STEP_BYTES / blockSizeBytes + 8;
+    const sink = await openRawFileSink(path, (blocks + 2) * blockSizeBytes);
+    const expected = Buffer.alloc((blocks + 2) * blockSizeBytes);
+    for (let index = 0; index < blocks; index += 2) {
+      const data = Buffer.alloc(blockSizeBytes, (index % 250) + 1);
+      data.copy(expected, index * blockSizeBytes);
+      await sink.writeBlock(index, data, blockSizeBytes);
+    }
+    for (let index = 1; index < blocks; index += 2) {
+      const data = Buffer.alloc(blockSizeBytes, (index % 250) + 1);
+      data.copy(expected, index * blockSizeBytes);
+      await sink.writeBlock(index, data, blockSizeBytes);
+    }
+    await sink.close();
+    assert.ok((await readFile(path)).equals(expected));
   } finally {
     await dir.remove();
   }

@@ -81,8 +81,13 @@ export async function writeRawFile(
   const handle = await open(path, 'w');
   try {
     await handle.truncate(source.sizeBytes);
-    for await (const { index, data } of source.readBlocks(signal === undefined ? {} : { signal })) {
-      if (isZeroBlock(data)) continue;
+    for await (const { index, data, release } of source.readBlocks(
+      signal === undefined ? {} : { signal },
+    )) {
+      if (isZeroBlock(data)) {
+        release?.();
+        continue;
+      }
       let written = 0;
       while (written < data.length) {
         const { bytesWritten } = await handle.write(
@@ -93,6 +98,7 @@ export async function writeRawFile(
         );
         written += bytesWritten;
       }
+      release?.();
     }
     await handle.sync();
   } finally {

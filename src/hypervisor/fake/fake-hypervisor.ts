@@ -294,6 +294,7 @@ export class FakeHypervisor implements Hypervisor {
     let writtenBlocks = 0;
     for await (const block of source.readBlocks()) {
       block.data.copy(data, block.index * source.blockSizeBytes);
+      block.release?.();
       writtenBlocks += 1;
     }
     disk.data = data;

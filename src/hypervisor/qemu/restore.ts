@@ -56,9 +56,11 @@ async function writeSparseRaw(
     await file.truncate(source.sizeBytes);
     for await (const block of source.readBlocks(signal === undefined ? {} : { signal })) {
       throwIfAborted(signal);
-      if (isZeroBlock(block.data)) continue;
-      await file.write(block.data, 0, block.data.length, block.index * source.blockSizeBytes);
-      written += 1;
+      if (!isZeroBlock(block.data)) {
+        await file.write(block.data, 0, block.data.length, block.index * source.blockSizeBytes);
+        written += 1;
+      }
+      block.release?.();
     }
     await file.sync();
   } finally {
@@ -203,9 +205,11 @@ export async function restoreThroughNbd<TTls>(
       for await (const block of source.readBlocks(readOptions)) {
         await zeroUpTo(block.index);
         nextIndex = block.index + 1;
-        if (image.create && isZeroBlock(block.data)) continue;
-        await sink.writeBlock(block.index, block.data, blockSizeBytes);
-        writtenBlocks += 1;
+        if (!image.create || !isZeroBlock(block.data)) {
+          await sink.writeBlock(block.index, block.data, blockSizeBytes);
+          writtenBlocks += 1;
+        }
+        block.release?.();
       }
       await zeroUpTo(blockCount);
     } finally {

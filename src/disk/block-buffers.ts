@@ -1,0 +1,44 @@
+/**
+ * Reusable block buffers. Every block a source reads needs a block-sized buffer; allocating a new
+ * one each time costs page faults on fresh memory and, above all, garbage collection: V8 runs a
+ * full mark-compact for every few tens of MiB of new buffer memory, hundreds per GiB read. A
+ * source takes its buffers here and yields blocks whose `release()` gives them back; consumers
+ * that call `release()` (the repository writer, restore loops) make the steady state allocate
+ * nothing. Only buffers of exactly `lengthBytes`, owning their whole memory, are kept, at most
+ * `maxFree` of them; anything else is left to the garbage collector.
+ */
+import type { Block } from './disk.ts';
+
+export class BlockBuffers {
+  readonly lengthBytes: number;
+  readonly maxFree: number;
+  readonly #free: Buffer[] = [];
+  /** Buffers handed out and not yet given back: a buffer is accepted back only once. */
+  readonly #lent = new WeakSet<ArrayBufferLike>();
+
+  constructor(lengthBytes: number, maxFree = 16) {
+    this.lengthBytes = lengthBytes;
+    this.maxFree = maxFree;
+  }
+
+  /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */
+  take(lengthBytes: number): Buffer {
+    if (lengthBytes !== this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
+    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(lengthBytes);
+    this.#lent.add(buffer.buffer);
+    return buffer;
+  }
+
+  /** Gives back a buffer from `take` (others, and a second give, are ignored). */
+  give(buffer: Buffer): void {
+    if (!this.#lent.has(buffer.buffer)) return;
+    this.#lent.delete(buffer.buffer);
+    if (buffer.byteOffset !== 0 || buffer.length !== this.lengthBytes) return;
+    if (this.#free.length < this.maxFree) this.#free.push(buffer);
+  }
+
+  /** `{index, data}` with a `release` that gives `data` back (once). */
+  block(index: number, data: Buffer): Block {
+    return { index, data, release: () => this.give(data) };
+  }
+}

@@ -1,0 +1,94 @@
+// Reusable block buffers (block-buffers.ts) and their path through a DiskTee: a buffer is reused
+// only after every holder released it, never twice, and foreign buffers are never adopted.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  BlockBuffers,
+  BlockSet,
+  DiskTee,
+  type Block,
+  type DiskSource,
+} from '../../src/disk/index.ts';
+
+test('a given-back buffer is reused once; foreign, resized and repeated gives are ignored', () => {
+  const buffers = new BlockBuffers(1024, 2);
+  const a = buffers.take(1024);
+  const b = buffers.take(1024);
+  assert.notEqual(a.buffer, b.buffer);
+  buffers.give(a);
+  buffers.give(a); // a second give must not put it on the free list twice
+  buffers.give(Buffer.alloc(1024)); // not from take
+  buffers.give(buffers.take(512)); // another length: never pooled
+  const c = buffers.take(1024);
+  const d = buffers.take(1024);
+  assert.equal(c.buffer, a.buffer, 'the given-back buffer is reused');
+  assert.notEqual(d.buffer, a.buffer, 'and only once');
+  assert.notEqual(d.buffer, b.buffer);
+});
+
+test('the free list is bounded by maxFree', () => {
+  const buffers = new BlockBuffers(64, 1);
+  const taken = [buffers.take(64), buffers.take(64)];
+  for (const buffer of taken) buffers.give(buffer);
+  const again = [buffers.take(64), buffers.take(64)];
+  const reused = again.filter((x) => taken.some((t) => t.buffer === x.buffer));
+  assert.equal(reused.length, 1);
+});
+
+/** A source whose blocks come from `buffers`, recording every release. */
+function recyclingSource(buffers: BlockBuffers, count: number, released: number[]): DiskSource {
+  return {
+    sizeBytes: count * buffers.lengthBytes,
+    blockSizeBytes: buffers.lengthBytes,
+    kind: 'full',
+    blocks: BlockSet.all(count),
+    async *readBlocks(): AsyncIterable<Block> {
+      for (let index = 0; index < count; index += 1) {
+        const data = buffers.take(buffers.lengthBytes).fill(index);
+        const block = buffers.block(index, data);
+        yield {
+          ...block,
+          release: () => {
+            released.push(index);
+            block.release?.();
+          },
+        };
+      }
+    },
+    close: () => Promise.resolve(),
+  };
+}
+
+test('a tee releases a block to its source only after every consumer released it', async () => {
+  const buffers = new BlockBuffers(16);
+  const released: number[] = [];
+  const tee = new DiskTee(recyclingSource(buffers, 6, released), 2, { windowBlocks: 2 });
+  const [first, second] = tee.views;
+  assert.ok(first !== undefined && second !== undefined);
+  const seen: number[][] = [[], []];
+  const consume = async (view: DiskSource, slot: number, releases: boolean): Promise<void> => {
+    for await (const block of view.readBlocks()) {
+      // The data is still this block's when read, whatever the other consumer released.
+      assert.ok(block.data.every((byte) => byte === block.index));
+      seen[slot]?.push(block.index);
+      await new Promise((resolve) => setImmediate(resolve));
+      if (releases) {
+        block.release?.();
+        block.release?.(); // idempotent
+      }
+    }
+  };
+  await Promise.all([consume(first, 0, true), consume(second, 1, false)]);
+  assert.deepEqual(seen, [
+    [0, 1, 2, 3, 4, 5],
+    [0, 1, 2, 3, 4, 5],
+  ]);
+  assert.deepEqual(released, [], 'one consumer never released: nothing goes back');
+
+  const released2: number[] = [];
+  const tee2 = new DiskTee(recyclingSource(new BlockBuffers(16), 6, released2), 2);
+  const [a, b] = tee2.views;
+  assert.ok(a !== undefined && b !== undefined);
+  await Promise.all([consume(a, 0, true), consume(b, 1, true)]);
+  assert.deepEqual(released2, [0, 1, 2, 3, 4, 5], 'each block released once, by the last holder');
+});

@@ -1,7 +1,8 @@
 /**
  * NBD read throughput: vmdelta's pool vs `nbdcopy SRC null:` on the same export in the same run.
  * A fully allocated raw export (default 4 GiB; BENCH_SIZE_GIB to change) served by qemu-nbd on a
- * unix socket (warm page cache), read with 1 and 4 connections and 2 MiB requests; then the same
+ * unix socket (warm page cache), read with 1 and 4 connections and 2 MiB requests (into reused
+ * buffers as the product does, into a new buffer each, and as the NbdDisk block stream); the same
  * over TLS (TCP 127.0.0.1); then `vmdelta nbd checksum`'s path (read + sha256). Peak RSS is sampled
  * while reading (bounded by the in-flight limit, not the disk size).
  *
@@ -20,6 +21,7 @@ import {
   type NbdServer,
 } from '../test/harness/index.ts';
 import { openNbdPool, type NbdPool } from '../src/nbd/index.ts';
+import { openNbdDisk } from '../src/disk/index.ts';
 import { sha256OfNbdExport } from '../src/cli/nbd/checksum.ts';
 
 const execFileAsync = promisify(execFile);
@@ -45,15 +47,26 @@ async function sampleRss<T>(work: () => Promise<T>): Promise<{ value: T; peakRss
   }
 }
 
-/** Reads the whole export in 2 MiB requests through a bounded window, discarding the data. */
-async function readAll(pool: NbdPool): Promise<number> {
+/**
+ * Reads the whole export in 2 MiB requests through a bounded window, discarding the data. With
+ * `reuse`, reads go into a ring of buffers as in the product (NbdDisk takes block buffers from
+ * BlockBuffers and the backup writer gives them back), like nbdcopy's own buffers; without, each
+ * read gets a new buffer (page faults on fresh memory and garbage collection per read).
+ */
+async function readAll(pool: NbdPool, reuse: boolean): Promise<number> {
   const queue: Promise<Buffer>[] = [];
   let next = 0;
   let total = 0;
   const window = Math.floor(maxInFlightBytes / requestBytes);
+  const ring = reuse
+    ? Array.from({ length: window + 1 }, () => Buffer.allocUnsafeSlow(requestBytes))
+    : [];
+  let turn = 0;
   for (;;) {
     while (next < sizeBytes && queue.length < window) {
-      queue.push(pool.read(next, Math.min(requestBytes, sizeBytes - next)));
+      const lengthBytes = Math.min(requestBytes, sizeBytes - next);
+      const target = ring[turn++ % window]?.subarray(0, lengthBytes);
+      queue.push(pool.read(next, lengthBytes, target));
       next += requestBytes;
     }
     const head = queue.shift();
@@ -62,19 +75,44 @@ async function readAll(pool: NbdPool): Promise<number> {
   }
 }
 
-async function ours(uri: string, connections: number, readRequestBytes: number) {
-  const pool = await openNbdPool({
+/** The block stream a backup reads (openNbdDisk), each block released once seen. */
+async function readDisk(uri: string, connections: number): Promise<number> {
+  const disk = await openNbdDisk({
     uri,
+    blockSizeBytes: requestBytes,
+    mode: { kind: 'full' },
     connections,
     maxInFlightBytes,
-    readRequestBytes,
   });
+  let total = 0;
   try {
-    const started = performance.now();
-    const { value: bytes, peakRssMiB } = await sampleRss(() => readAll(pool));
-    const ms = performance.now() - started;
+    for await (const block of disk.readBlocks()) {
+      total += block.data.length;
+      block.release?.();
+    }
+  } finally {
+    await disk.close();
+  }
+  return total;
+}
+
+async function ours(
+  uri: string,
+  connections: number,
+  readRequestBytes: number,
+  how: 'reuse' | 'new' | 'disk',
+) {
+  const started = performance.now();
+  if (how === 'disk') {
+    const { value: bytes, peakRssMiB } = await sampleRss(() => readDisk(uri, connections));
     if (bytes !== sizeBytes) throw new Error(`read ${bytes} bytes, expected ${sizeBytes}`);
-    return { rate: mibPerSecond(bytes, ms), peakRssMiB, connections: pool.connections };
+    return { rate: mibPerSecond(bytes, performance.now() - started), peakRssMiB };
+  }
+  const pool = await openNbdPool({ uri, connections, maxInFlightBytes, readRequestBytes });
+  try {
+    const { value: bytes, peakRssMiB } = await sampleRss(() => readAll(pool, how === 'reuse'));
+    if (bytes !== sizeBytes) throw new Error(`read ${bytes} bytes, expected ${sizeBytes}`);
+    return { rate: mibPerSecond(bytes, performance.now() - started), peakRssMiB };
   } finally {
     await pool.close();
   }
@@ -144,7 +182,7 @@ try {
   const rows: string[] = [];
   const row = (label: string, mine: number, reference: number, reference2M: number, rss: number) =>
     rows.push(
-      `${label.padEnd(36)} vmdelta ${mine.toFixed(0).padStart(5)} MiB/s | nbdcopy ${reference.toFixed(0).padStart(5)} (ratio ${(mine / reference).toFixed(2)}) | nbdcopy 2M ${reference2M.toFixed(0).padStart(5)} (ratio ${(mine / reference2M).toFixed(2)}) | peak RSS ${rss.toFixed(0)} MiB`,
+      `${label.padEnd(62)} vmdelta ${mine.toFixed(0).padStart(5)} MiB/s | nbdcopy ${reference.toFixed(0).padStart(5)} (ratio ${(mine / reference).toFixed(2)}) | nbdcopy 2M ${reference2M.toFixed(0).padStart(5)} (ratio ${(mine / reference2M).toFixed(2)}) | peak RSS ${rss.toFixed(0)} MiB`,
     );
   for (const [label, uri] of [
     ['unix socket', plain.uri],
@@ -153,16 +191,24 @@ try {
     for (const connections of [1, 4]) {
       const reference = await best(runs, () => nbdcopy(uri, connections));
       const reference2M = await best(runs, () => nbdcopy(uri, connections, requestBytes));
-      for (const wire of [256 * 1024, requestBytes]) {
+      for (const [wire, how] of [
+        [256 * 1024, 'reuse'],
+        [requestBytes, 'reuse'],
+        [256 * 1024, 'disk'],
+        [256 * 1024, 'new'],
+      ] as const) {
         let mine = 0;
         let rss = 0;
         for (let i = 0; i < runs; i += 1) {
-          const result = await ours(uri, connections, wire);
+          const result = await ours(uri, connections, wire, how);
           mine = Math.max(mine, result.rate);
           rss = Math.max(rss, result.peakRssMiB);
         }
+        const what = { reuse: 'reused buffers', disk: 'NbdDisk blocks', new: 'new buffer each' }[
+          how
+        ];
         row(
-          `${label}, ${connections} conn, wire ${wire / 1024}K`,
+          `${label}, ${connections} conn, wire ${wire / 1024}K, ${what}`,
           mine,
           reference,
           reference2M,

@@ -4,8 +4,9 @@
  * full mark-compact for every few tens of MiB of new buffer memory, hundreds per GiB read. A
  * source takes its buffers here and yields blocks whose `release()` gives them back; consumers
  * that call `release()` (the repository writer, restore loops) make the steady state allocate
- * nothing. Only buffers of exactly `lengthBytes`, owning their whole memory, are kept, at most
- * `maxFree` of them; anything else is left to the garbage collector.
+ * nothing. `take` of a shorter length returns the start of a pooled buffer (a partial last block,
+ * a compressed object); `give` accepts only what `take` lent, once, and keeps at most `maxFree`
+ * buffers; anything else is left to the garbage collector.
  */
 import type { Block } from './disk.ts';
 
@@ -23,18 +24,18 @@ export class BlockBuffers {
 
   /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */
   take(lengthBytes: number): Buffer {
-    if (lengthBytes !== this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
-    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(lengthBytes);
+    if (lengthBytes > this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
+    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.lengthBytes);
     this.#lent.add(buffer.buffer);
-    return buffer;
+    return lengthBytes === this.lengthBytes ? buffer : buffer.subarray(0, lengthBytes);
   }
 
   /** Gives back a buffer from `take` (others, and a second give, are ignored). */
   give(buffer: Buffer): void {
-    if (!this.#lent.has(buffer.buffer)) return;
-    this.#lent.delete(buffer.buffer);
-    if (buffer.byteOffset !== 0 || buffer.length !== this.lengthBytes) return;
-    if (this.#free.length < this.maxFree) this.#free.push(buffer);
+    const memory = buffer.buffer;
+    if (!this.#lent.has(memory)) return;
+    this.#lent.delete(memory);
+    if (this.#free.length < this.maxFree) this.#free.push(Buffer.from(memory, 0, this.lengthBytes));
   }
 
   /** `{index, data}` with a `release` that gives `data` back (once). */

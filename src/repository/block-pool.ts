@@ -209,9 +209,7 @@ export class BlockWorkerPool {
         );
       }
       const hash = toBuffer(result.hash);
-      const object = this.#objects
-        .take(BLOCK_HEADER_BYTES + this.blockCapacityBytes)
-        .subarray(0, BLOCK_HEADER_BYTES + payloadBytes);
+      const object = this.#objects.take(BLOCK_HEADER_BYTES + payloadBytes);
       if (codec === CODEC_ZSTD) {
         slot.output.copy(object, BLOCK_HEADER_BYTES, BLOCK_HEADER_BYTES, object.length);
       } else {
@@ -227,7 +225,12 @@ export class BlockWorkerPool {
    * keeps no reference to a body after put). Other buffers are ignored.
    */
   recycleObject(object: Buffer): void {
-    this.#objects.give(Buffer.from(object.buffer, 0, object.buffer.byteLength));
+    this.#objects.give(object);
+  }
+
+  /** Memory for reading a block object of `lengthBytes` (give it back with `recycleObject`). */
+  objectBuffer(lengthBytes: number): Buffer {
+    return this.#objects.take(lengthBytes);
   }
 
   /**

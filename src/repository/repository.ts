@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { systemClock, type Clock } from '../core/index.ts';
-import { StorageError, type ObjectStore } from '../storage/index.ts';
+import { StorageError, type GetOptions, type ObjectStore } from '../storage/index.ts';
 import {
   BLOCK_HEADER_BYTES,
   CONFIG_FORMAT,
@@ -157,9 +157,9 @@ export class Repository {
   }
 
   /** Reads an object referenced by committed state: absence is REPO_OBJECT_MISSING. */
-  async getReferenced(key: string): Promise<Buffer> {
+  async getReferenced(key: string, options?: GetOptions): Promise<Buffer> {
     try {
-      return await this.store.get(key);
+      return await this.store.get(key, undefined, options);
     } catch (error) {
       if (isNotFound(error)) {
         throw new RepositoryError('REPO_OBJECT_MISSING', `${key} is referenced but absent`, {
@@ -278,10 +278,16 @@ export class Repository {
     into?: Buffer,
   ): Promise<Buffer> {
     const key = blockKey(vmId, chainId, hash);
-    const object = await this.getReferenced(key);
-    return pool === undefined
-      ? decodeBlockObject(key, object, hash, lengthBytes)
-      : pool.decode(key, object, hash, lengthBytes, into);
+    if (pool === undefined) {
+      return decodeBlockObject(key, await this.getReferenced(key), hash, lengthBytes);
+    }
+    const object = await this.getReferenced(key, {
+      allocate: (objectBytes) => pool.objectBuffer(objectBytes),
+    });
+    const plain = await pool.decode(key, object, hash, lengthBytes, into);
+    // An uncompressed block is returned inside its object: that one stays with the caller.
+    if (plain.buffer !== object.buffer) pool.recycleObject(object);
+    return plain;
   }
 
   /** The smallest possible size of a block object (used by structural checks). */

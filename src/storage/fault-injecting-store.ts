@@ -14,6 +14,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 
 export type StoreOperation = 'put' | 'get' | 'stat' | 'list' | 'delete' | 'sync';
@@ -147,7 +148,7 @@ export class FaultInjectingStore implements ObjectStore {
     if (crash !== undefined) throw new SimulatedCrash('put', key);
   }
 
-  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     await this.#before('get', key);
     return this.inner.get(key, range, options);
   }

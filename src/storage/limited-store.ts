@@ -11,6 +11,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 
 export class LimitedStore implements ObjectStore {
@@ -35,7 +36,7 @@ export class LimitedStore implements ObjectStore {
     return this.#semaphore.use(() => this.inner.put(key, body, options));
   }
 
-  get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     return this.#semaphore.use(() => this.inner.get(key, range, options));
   }
 

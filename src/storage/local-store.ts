@@ -38,6 +38,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 import { resolveRange } from './byte-range.ts';
 import {
@@ -277,7 +278,7 @@ export class LocalObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     checkObjectKey(key);
     throwIfAborted(options?.signal);
     try {
@@ -286,7 +287,9 @@ export class LocalObjectStore implements ObjectStore {
         const stats = await handle.stat();
         if (!stats.isFile()) throw new StorageError('STORAGE_NOT_FOUND', `${key} not found`);
         const { startBytes, endBytes } = resolveRange(key, range, stats.size);
-        const buffer = Buffer.allocUnsafe(endBytes - startBytes);
+        const lengthBytes = endBytes - startBytes;
+        const offered = options?.allocate?.(lengthBytes);
+        const buffer = offered?.length === lengthBytes ? offered : Buffer.allocUnsafe(lengthBytes);
         let doneBytes = 0;
         while (doneBytes < buffer.length) {
           const { bytesRead } = await handle.read(

@@ -52,10 +52,13 @@ export interface StoreProperties {
 
 export interface ObjectStore {
   readonly properties: StoreProperties;
-  /** Writes the whole object atomically: readers see the old object, or none, or the whole new one. */
+  /**
+   * Writes the whole object atomically: readers see the old object, or none, or the whole new one.
+   * The store keeps no reference to `body` once the call resolved (callers may reuse it then).
+   */
   put(key: string, body: Buffer, options?: PutOptions): Promise<void>;
   /** Reads the object or a range of it; STORAGE_NOT_FOUND if absent. */
-  get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer>;
+  get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer>;
   /** Size and time of the object, or undefined if absent. */
   stat(key: string): Promise<ObjectInfo | undefined>;
   /** Every object whose key starts with `prefix`, in lexicographic key order, paginated inside. */
@@ -68,4 +71,13 @@ export interface ObjectStore {
    */
   sync(): Promise<void>;
   close(): Promise<void>;
+}
+export interface GetOptions {
+  readonly signal?: AbortSignal;
+  /**
+   * Memory for the object's bytes, when the store can read into it (the local store does): called
+   * with the length, it must return a buffer of exactly that length. The result may still be
+   * another buffer. Lets a caller reuse buffers instead of allocating one per object.
+   */
+  readonly allocate?: (lengthBytes: number) => Buffer;
 }

@@ -20,6 +20,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 
 export interface RetryPolicy {
@@ -111,7 +112,7 @@ export class RetryingStore implements ObjectStore {
     });
   }
 
-  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     return this.#run('get', key, options?.signal, () => this.inner.get(key, range, options));
   }
 

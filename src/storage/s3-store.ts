@@ -39,6 +39,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 import { createS3Client, endpointHost, withSignal, type S3ConnectionConfig } from './s3-client.ts';
 import { mapS3Error } from './s3-errors.ts';
@@ -163,7 +164,7 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
-  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     checkObjectKey(key);
     const signal = options?.signal;
     throwIfAborted(signal);

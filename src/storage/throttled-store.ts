@@ -15,6 +15,7 @@ import type {
   ObjectStore,
   PutOptions,
   StoreProperties,
+  GetOptions,
 } from './object-store.ts';
 
 export interface ThrottleOptions {
@@ -59,7 +60,7 @@ export class ThrottledStore implements ObjectStore {
     await this.inner.put(key, body, options);
   }
 
-  async get(key: string, range?: ByteRange, options?: { signal?: AbortSignal }): Promise<Buffer> {
+  async get(key: string, range?: ByteRange, options?: GetOptions): Promise<Buffer> {
     const data = await this.inner.get(key, range, options);
     await this.#pass(data.length, options?.signal);
     return data;

@@ -10,20 +10,36 @@ import {
   type DiskSource,
 } from '../../src/disk/index.ts';
 
-test('a given-back buffer is reused once; foreign, resized and repeated gives are ignored', () => {
-  const buffers = new BlockBuffers(1024, 2);
+test('a given-back buffer is reused once; foreign and repeated gives are ignored', () => {
+  const buffers = new BlockBuffers(1024, 4);
   const a = buffers.take(1024);
   const b = buffers.take(1024);
   assert.notEqual(a.buffer, b.buffer);
   buffers.give(a);
   buffers.give(a); // a second give must not put it on the free list twice
   buffers.give(Buffer.alloc(1024)); // not from take
-  buffers.give(buffers.take(512)); // another length: never pooled
+  buffers.give(Buffer.from(b.buffer, 0, 512)); // b is still lent: a view of it is b
   const c = buffers.take(1024);
   const d = buffers.take(1024);
-  assert.equal(c.buffer, a.buffer, 'the given-back buffer is reused');
-  assert.notEqual(d.buffer, a.buffer, 'and only once');
-  assert.notEqual(d.buffer, b.buffer);
+  assert.equal(c.buffer, b.buffer, 'last given back, first reused');
+  assert.equal(d.buffer, a.buffer);
+  const e = buffers.take(1024);
+  assert.ok(e.buffer !== a.buffer && e.buffer !== b.buffer, 'each reused once only');
+});
+
+test('shorter takes are views of pooled buffers; longer ones are never pooled', () => {
+  const buffers = new BlockBuffers(1024, 4);
+  const short = buffers.take(100);
+  assert.equal(short.length, 100);
+  assert.equal(short.buffer.byteLength, 1024);
+  buffers.give(short);
+  const again = buffers.take(1024);
+  assert.equal(again.buffer, short.buffer, 'the whole buffer comes back, at full length');
+  assert.equal(again.length, 1024);
+  const long = buffers.take(2048);
+  assert.equal(long.length, 2048);
+  buffers.give(long);
+  assert.notEqual(buffers.take(1024).buffer, long.buffer);
 });
 
 test('the free list is bounded by maxFree', () => {

@@ -178,8 +178,10 @@ async function main(): Promise<void> {
     const disk = await openPointDisk(repo, 'vm', newest.pointId, 'd', { readAhead });
     const out = join(work, 'restored.raw');
     const sink = await openRawFileSink(out, disk.sizeBytes);
-    for await (const block of disk.readBlocks())
+    for await (const block of disk.readBlocks()) {
       await sink.writeBlock(block.index, block.data, BLOCK);
+      block.release?.(); // as restores do: the buffer serves a later block
+    }
     await sink.close();
     const restoreSeconds = (performance.now() - start) / 1000;
     console.log(

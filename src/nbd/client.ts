@@ -11,7 +11,6 @@ import {
   NBD_CMD_CACHE,
   NBD_CMD_DISC,
   NBD_CMD_FLAG_FAST_ZERO,
-  NBD_CMD_FLAG_FUA,
   NBD_CMD_FLAG_NO_HOLE,
   NBD_CMD_FLAG_REQ_ONE,
   NBD_CMD_FLUSH,
@@ -22,13 +21,11 @@ import {
   NBD_FLAG_SEND_CACHE,
   NBD_FLAG_SEND_FAST_ZERO,
   NBD_FLAG_SEND_FLUSH,
-  NBD_FLAG_SEND_FUA,
   NBD_FLAG_SEND_TRIM,
   NBD_FLAG_SEND_WRITE_ZEROES,
   NBD_HARD_MAX_PAYLOAD_BYTES,
-  NBD_REQUEST_HEADER_BYTES,
 } from './constants.ts';
-import { encodeRequestHeaderInto } from './encode.ts';
+import { encodeRequestHeader } from './encode.ts';
 import { NbdError, protocolError } from './errors.ts';
 import type { NbdExportInfo } from './handshake.ts';
 import { PendingRequest } from './pending-request.ts';
@@ -36,7 +33,8 @@ import type { DirectReadHandler, SocketInput } from './socket-input.ts';
 import { NbdReplyDecoder, type NbdExtent } from './reply-decoder.ts';
 import { ReplyAssembler } from './reply-assembler.ts';
 import { RequestQueue } from './request-queue.ts';
-import { checkNbdRequest, clampExtents } from './request-checks.ts';
+import { StallWatch } from './stall-watch.ts';
+import { checkNbdRequest, extentsByContext, fuaFlag, requireFlag } from './request-checks.ts';
 import {
   DEFAULT_MAX_REQUESTS_IN_FLIGHT,
   DEFAULT_READ_REQUEST_BYTES,
@@ -55,9 +53,8 @@ export class NbdClient implements DirectReadHandler {
   readonly #replies = new ReplyAssembler((request) => this.#settled(request));
   readonly #inFlight = this.#replies.inFlight;
   readonly #contextNames = new Map<number, string>();
-  readonly #requestTimeoutMs: number;
   readonly #failureListeners: ((error: NbdError) => void)[] = [];
-  #timer: NodeJS.Timeout | undefined;
+  readonly #stall: StallWatch;
   #nextCookie = 1;
   #inFlightBytes = 0;
   #failure: NbdError | undefined;
@@ -66,9 +63,6 @@ export class NbdClient implements DirectReadHandler {
   #idleWaiters: (() => void)[] = [];
   readonly #staging: Buffer | undefined;
   #direct: Buffer | undefined;
-  /** Reads since the last timer tick, and when the connection last made progress. */
-  #progress = 0;
-  #stalledSinceMs = Date.now();
   readonly #maxRequests: number;
   readonly #waiting = new RequestQueue();
 
@@ -84,7 +78,17 @@ export class NbdClient implements DirectReadHandler {
     this.#maxRequests = Math.max(1, maxRequestsInFlight ?? DEFAULT_MAX_REQUESTS_IN_FLIGHT);
     this.#socket = socket;
     this.info = info;
-    this.#requestTimeoutMs = requestTimeoutMs;
+    this.#stall = new StallWatch(
+      requestTimeoutMs,
+      () => this.#inFlight.size > 0,
+      () =>
+        this.#fail(
+          new NbdError('NBD_TIMEOUT', `no NBD reply within ${requestTimeoutMs} ms`, {
+            retryable: true,
+            details: { timeoutMs: requestTimeoutMs },
+          }),
+        ),
+    );
     const { minimumBytes, maximumPayloadBytes } = info.blockSizes;
     const cap = Math.min(maximumPayloadBytes, NBD_HARD_MAX_PAYLOAD_BYTES);
     this.maxIoBytes = cap - (cap % minimumBytes);
@@ -100,7 +104,7 @@ export class NbdClient implements DirectReadHandler {
     if (input !== undefined) input.setHandler(this);
     else
       socket.on('data', (chunk: Buffer) => {
-        this.#progress += 1;
+        this.#stall.progressed();
         try {
           this.#decoder.push(chunk);
         } catch (error) {
@@ -122,9 +126,6 @@ export class NbdClient implements DirectReadHandler {
         }),
       ),
     );
-    const period = Math.max(10, Math.min(1000, Math.floor(requestTimeoutMs / 4)));
-    this.#timer = setInterval(() => this.#checkTimeout(), period);
-    this.#timer.unref();
     if (leftover.length > 0) {
       try {
         this.#decoder.push(leftover);
@@ -190,24 +191,17 @@ export class NbdClient implements DirectReadHandler {
     const flags = options.reqOne === true ? NBD_CMD_FLAG_REQ_ONE : 0;
     const request = this.#send(NBD_CMD_BLOCK_STATUS, flags, offsetBytes, lengthBytes, undefined);
     await request.promise;
-    const result = new Map<string, readonly NbdExtent[]>();
-    for (const [id, extents] of request.extents ?? []) {
-      const name = this.#contextNames.get(id);
-      if (name === undefined) continue; // unknown ids are ignored (§11.5)
-      result.set(name, clampExtents(extents, lengthBytes, options.reqOne === true));
-    }
-    for (const name of this.info.metaContexts.keys()) {
-      if (!result.has(name))
-        throw new NbdError('NBD_EIO', `block status reply lacks context ${name}`, {
-          retryable: true,
-          details: { context: name },
-        });
-    }
-    return result;
+    return extentsByContext(
+      request.extents ?? new Map(),
+      this.#contextNames,
+      this.info.metaContexts.keys(),
+      lengthBytes,
+      options.reqOne === true,
+    );
   }
 
   async write(offsetBytes: number, data: Buffer, options: NbdWriteOptions = {}): Promise<void> {
-    const flags = this.#fua(options);
+    const flags = fuaFlag(this.info, options.fua);
     this.#check(NBD_CMD_WRITE, offsetBytes, data.length, true);
     const parts: Promise<PendingRequest>[] = [];
     for (let done = 0; done < data.length || done === 0; done += this.maxIoBytes) {
@@ -224,11 +218,11 @@ export class NbdClient implements DirectReadHandler {
     lengthBytes: number,
     options: NbdZeroOptions = {},
   ): Promise<void> {
-    this.#require(NBD_FLAG_SEND_WRITE_ZEROES, 'WRITE_ZEROES');
-    let flags = this.#fua(options);
+    requireFlag(this.info, NBD_FLAG_SEND_WRITE_ZEROES, 'WRITE_ZEROES');
+    let flags = fuaFlag(this.info, options.fua);
     if (options.noHole === true) flags |= NBD_CMD_FLAG_NO_HOLE;
     if (options.fastZero === true) {
-      this.#require(NBD_FLAG_SEND_FAST_ZERO, 'FAST_ZERO');
+      requireFlag(this.info, NBD_FLAG_SEND_FAST_ZERO, 'FAST_ZERO');
       flags |= NBD_CMD_FLAG_FAST_ZERO;
     }
     await this.#send(NBD_CMD_WRITE_ZEROES, flags, offsetBytes, lengthBytes, undefined).promise;
@@ -239,17 +233,23 @@ export class NbdClient implements DirectReadHandler {
     lengthBytes: number,
     options: NbdWriteOptions = {},
   ): Promise<void> {
-    this.#require(NBD_FLAG_SEND_TRIM, 'TRIM');
-    await this.#send(NBD_CMD_TRIM, this.#fua(options), offsetBytes, lengthBytes, undefined).promise;
+    requireFlag(this.info, NBD_FLAG_SEND_TRIM, 'TRIM');
+    await this.#send(
+      NBD_CMD_TRIM,
+      fuaFlag(this.info, options.fua),
+      offsetBytes,
+      lengthBytes,
+      undefined,
+    ).promise;
   }
 
   async cache(offsetBytes: number, lengthBytes: number): Promise<void> {
-    this.#require(NBD_FLAG_SEND_CACHE, 'CACHE');
+    requireFlag(this.info, NBD_FLAG_SEND_CACHE, 'CACHE');
     await this.#send(NBD_CMD_CACHE, 0, offsetBytes, lengthBytes, undefined).promise;
   }
 
   async flush(): Promise<void> {
-    this.#require(NBD_FLAG_SEND_FLUSH, 'FLUSH');
+    requireFlag(this.info, NBD_FLAG_SEND_FLUSH, 'FLUSH');
     await this.#send(NBD_CMD_FLUSH, 0, 0, 0, undefined).promise;
   }
 
@@ -264,10 +264,9 @@ export class NbdClient implements DirectReadHandler {
     if (this.#closing) return;
     await this.drain();
     this.#closing = true;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#stall.stop();
     if (this.#failure !== undefined) return;
-    const header = Buffer.allocUnsafe(NBD_REQUEST_HEADER_BYTES);
-    encodeRequestHeaderInto(header, 0, {
+    const header = encodeRequestHeader({
       commandFlags: 0,
       command: NBD_CMD_DISC,
       cookie: this.#nextCookie++,
@@ -291,19 +290,6 @@ export class NbdClient implements DirectReadHandler {
     this.#fail(new NbdError('NBD_CLOSED', 'the NBD client was closed'));
   }
 
-  #fua(options: NbdWriteOptions): number {
-    if (options.fua !== true) return 0;
-    this.#require(NBD_FLAG_SEND_FUA, 'FUA');
-    return NBD_CMD_FLAG_FUA;
-  }
-
-  #require(flag: number, what: string): void {
-    if (!this.hasFlag(flag))
-      throw new NbdError('NBD_NOT_SUPPORTED', `the export does not advertise ${what}`, {
-        details: { feature: what },
-      });
-  }
-
   /** Client-side strict checks; `whole` skips the per-request payload limit (split later). */
   #check(command: number, offsetBytes: number, lengthBytes: number, whole = false): void {
     if (this.#failure !== undefined) throw this.#failure;
@@ -322,8 +308,7 @@ export class NbdClient implements DirectReadHandler {
     const cookie = this.#nextCookie++;
     const ioBytes = command === NBD_CMD_READ || command === NBD_CMD_WRITE ? lengthBytes : 0;
     const request = new PendingRequest(command, offsetBytes, lengthBytes, ioBytes);
-    const header = Buffer.allocUnsafe(NBD_REQUEST_HEADER_BYTES);
-    encodeRequestHeaderInto(header, 0, {
+    const header = encodeRequestHeader({
       commandFlags: flags,
       command,
       cookie,
@@ -374,28 +359,10 @@ export class NbdClient implements DirectReadHandler {
     }
   }
 
-  /** Stall detection: requests in flight and no byte received for `requestTimeoutMs`. */
-  #checkTimeout(): void {
-    const now = Date.now();
-    if (this.#inFlight.size === 0 || this.#progress > 0) {
-      this.#progress = 0;
-      this.#stalledSinceMs = now;
-      return;
-    }
-    if (now - this.#stalledSinceMs > this.#requestTimeoutMs) {
-      this.#fail(
-        new NbdError('NBD_TIMEOUT', `no NBD reply within ${this.#requestTimeoutMs} ms`, {
-          retryable: true,
-          details: { timeoutMs: this.#requestTimeoutMs },
-        }),
-      );
-    }
-  }
-
   #fail(error: NbdError): void {
     if (this.#failure !== undefined) return;
     this.#failure = error;
-    if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#stall.stop();
     this.#socket.destroy();
     const pending = [...this.#inFlight.values()];
     pending.push(...this.#waiting.takeAll());
@@ -421,7 +388,7 @@ export class NbdClient implements DirectReadHandler {
 
   onRead(lengthBytes: number, buffer: Buffer): void {
     if (this.#failure !== undefined) return;
-    this.#progress += 1;
+    this.#stall.progressed();
     try {
       if (buffer === this.#direct) {
         this.#direct = undefined;

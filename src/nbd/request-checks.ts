@@ -10,7 +10,9 @@ import {
   NBD_CMD_TRIM,
   NBD_CMD_WRITE,
   NBD_CMD_WRITE_ZEROES,
+  NBD_CMD_FLAG_FUA,
   NBD_FLAG_READ_ONLY,
+  NBD_FLAG_SEND_FUA,
 } from './constants.ts';
 import { NbdError, protocolError } from './errors.ts';
 import type { NbdExportInfo } from './handshake.ts';
@@ -86,4 +88,44 @@ export function clampExtents(
     covered += clamped;
   }
   return out;
+}
+
+/**
+ * A BLOCK_STATUS answer by context name: unknown context ids are ignored (§11.5), each list is
+ * checked and clamped, and every negotiated context must be present.
+ */
+export function extentsByContext(
+  answer: ReadonlyMap<number, readonly NbdExtent[]>,
+  contextNames: ReadonlyMap<number, string>,
+  negotiated: Iterable<string>,
+  lengthBytes: number,
+  reqOne: boolean,
+): Map<string, readonly NbdExtent[]> {
+  const result = new Map<string, readonly NbdExtent[]>();
+  for (const [id, extents] of answer) {
+    const name = contextNames.get(id);
+    if (name !== undefined) result.set(name, clampExtents(extents, lengthBytes, reqOne));
+  }
+  for (const name of negotiated) {
+    if (!result.has(name))
+      throw new NbdError('NBD_EIO', `block status reply lacks context ${name}`, {
+        retryable: true,
+        details: { context: name },
+      });
+  }
+  return result;
+}
+
+/** The FUA flag for a write when asked, if the export advertises it (else NBD_NOT_SUPPORTED). */
+export function fuaFlag(info: NbdExportInfo, fua: boolean | undefined): number {
+  if (fua !== true) return 0;
+  requireFlag(info, NBD_FLAG_SEND_FUA, 'FUA');
+  return NBD_CMD_FLAG_FUA;
+}
+
+export function requireFlag(info: NbdExportInfo, flag: number, what: string): void {
+  if ((info.transmissionFlags & flag) === 0)
+    throw new NbdError('NBD_NOT_SUPPORTED', `the export does not advertise ${what}`, {
+      details: { feature: what },
+    });
 }

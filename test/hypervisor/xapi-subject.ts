@@ -95,7 +95,10 @@ export async function makeXapiSubject(): Promise<XapiSubject> {
           const config = record['other_config'] as Record<string, string>;
           if (!ours(record, scope) || config[VM_KEY] !== vm.vmUuid) continue;
           const vbd = db.table('VBD').get((record['VBDs'] as string[])[0] ?? '');
-          found.push(`${String(vbd?.['userdevice'] ?? '?')}:${String(record['uuid'])}`);
+          const userdevice = vbd?.['userdevice'];
+          found.push(
+            `${typeof userdevice === 'string' ? userdevice : '?'}:${String(record['uuid'])}`,
+          );
         }
         return Promise.resolve(found.sort());
       },

@@ -299,7 +299,7 @@ export interface MachineRestoreRequest {
 
 /** Something a machine restore could not recreate as saved (a network missing...); not an error. */
 export interface RestoreWarning {
-  /** XAPI: NETWORK_NOT_FOUND, MAC_REGENERATED, METADATA_MISSING. */
+  /** XAPI: NETWORK_NOT_FOUND, MAC_REGENERATED, VIF_CREATE_FAILED, METADATA_MISSING. */
   readonly code: string;
   readonly message: string;
   readonly details?: Readonly<Record<string, string | number | boolean>>;

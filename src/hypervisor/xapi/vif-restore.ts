@@ -8,10 +8,13 @@
  *   earlier restore of it): then XAPI generates one (MAC "") and MAC_REGENERATED says so. A MAC
  *   that XAPI refuses (MAC_INVALID) is also regenerated with that warning.
  * - MTU: the saved one.
+ * - Any other refusal of VIF.create is a VIF_CREATE_FAILED warning: the disks are restored and the
+ *   VM is kept.
  */
 import type { MachineNic } from '../machine-metadata.ts';
 import type { RestoreWarning, RestoredNic } from '../hypervisor.ts';
-import { isXapiCode } from './errors.ts';
+import { describeError } from '../../core/index.ts';
+import { XapiError, isXapiCode } from './errors.ts';
 import { networkRecordSchema, parseRecordMap, vifRecordSchema } from './records.ts';
 import type { XapiSession } from './session.ts';
 
@@ -92,15 +95,30 @@ export async function restoreVifs(
     });
     let vifRef: string;
     try {
-      vifRef = String(await session.call('VIF.create', [record(mac)]));
+      try {
+        vifRef = String(await session.call('VIF.create', [record(mac)]));
+      } catch (error) {
+        if (!isXapiCode(error, MAC_INVALID) || mac === '') throw error;
+        warnings.push({
+          code: 'MAC_REGENERATED',
+          message: `VIF ${nic.device}: XAPI refused MAC ${mac} (MAC_INVALID); it generated a new one`,
+          details: { device: nic.device, savedMac: mac },
+        });
+        vifRef = String(await session.call('VIF.create', [record('')]));
+      }
     } catch (error) {
-      if (!isXapiCode(error, MAC_INVALID) || mac === '') throw error;
+      // The disks are restored: a VIF XAPI refuses is reported, the VM is kept.
       warnings.push({
-        code: 'MAC_REGENERATED',
-        message: `VIF ${nic.device}: XAPI refused MAC ${mac} (MAC_INVALID); it generated a new one`,
-        details: { device: nic.device, savedMac: mac },
+        code: 'VIF_CREATE_FAILED',
+        message: `VIF ${nic.device} could not be created: ${describeError(error)}`,
+        details: {
+          device: nic.device,
+          ...(error instanceof XapiError && error.xapiCode !== undefined
+            ? { xapiCode: error.xapiCode }
+            : {}),
+        },
       });
-      vifRef = String(await session.call('VIF.create', [record('')]));
+      continue;
     }
     const finalMac = String(await session.call('VIF.get_MAC', [vifRef]));
     usedMacs.add(normaliseMac(finalMac));

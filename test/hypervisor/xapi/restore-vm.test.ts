@@ -289,6 +289,26 @@ test('missing networks: skipped with a warning, matched by name, or the default 
       ],
     );
     assert.match(vifs[1]?.mac ?? '', /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
+
+    // Any other refusal of VIF.create is a warning: the VM and its disks are kept.
+    const first = metadata.vifs[0];
+    assert.ok(first);
+    const duplicate = await hypervisor.restoreMachine({
+      machine: {
+        label: 'd',
+        metadata: { ...metadata, vifs: [first, { ...first, macAddress: '' }] },
+      },
+      disks: disks([2 * MiB], sr),
+    });
+    assert.deepEqual(
+      duplicate.warnings?.map((w) => [w.code, w.details?.['xapiCode']]),
+      [
+        ['MAC_REGENERATED', undefined],
+        ['VIF_CREATE_FAILED', 'DEVICE_ALREADY_EXISTS'],
+      ],
+    );
+    assert.equal(duplicate.disks.length, 1);
+    assert.equal(vifsOf(fx, duplicate.machineId ?? '').length, 1);
   } finally {
     await fx.close();
   }

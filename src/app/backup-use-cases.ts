@@ -1,13 +1,13 @@
 /**
  * Use cases on stored backups, shared by the CLI and the server: list restore points, restore a
- * point (to files or into a hypervisor source), copy backups between remotes (initial seed and
+ * point (to files, into a hypervisor source's disks, or as a new machine), copy backups between remotes (initial seed and
  * mirrors), verify, and apply retention on demand.
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { DiskSource } from '../disk/index.ts';
-import type { DiskRestoreTarget, RestoredDisk } from '../hypervisor/index.ts';
-import { restoreIntoImageFile } from '../hypervisor/index.ts';
+import type { DiskRestoreTarget, RestoredDisk, RestoredMachine } from '../hypervisor/index.ts';
+import { parseMachineMetadata, restoreIntoImageFile } from '../hypervisor/index.ts';
 import {
   applyRetention,
   collectGarbage,
@@ -210,6 +210,71 @@ export async function restoreToSource(
     );
   }
   return results;
+}
+
+export interface MachineRestoreToSourceRequest {
+  readonly remoteId: string;
+  readonly vmId: string;
+  readonly pointId: string;
+  readonly sourceId: string;
+  /** Name of the new machine. */
+  readonly label: string;
+  /** Storage pool of the new disks (XAPI: SR uuid). */
+  readonly storageId: string;
+  /** Only these disks (default: every disk of the point, in manifest order). */
+  readonly diskIds?: readonly string[];
+  /** Network (id or name) for interfaces whose saved network is not found; else skipped. */
+  readonly defaultNetwork?: string;
+  readonly signal?: AbortSignal;
+}
+
+/**
+ * Restores a whole machine of a restore point into a source as a NEW machine: its properties
+ * and network interfaces from the description saved in the point's manifest (`vm.metadata`;
+ * points written before descriptions were saved restore with the source's defaults), each disk
+ * as a new disk in `storageId`. Every disk can be opened again if the source must resend it.
+ */
+export async function restoreMachineToSource(
+  app: App,
+  request: MachineRestoreToSourceRequest,
+): Promise<RestoredMachine> {
+  const { repository } = await app.remote(request.remoteId);
+  const point = await repository.readPoint(request.vmId, request.pointId);
+  const saved = point.vm['metadata'];
+  const metadata = saved === undefined ? undefined : parseMachineMetadata(saved);
+  const diskIds = await pointDiskIds(
+    app,
+    request.remoteId,
+    request.vmId,
+    request.pointId,
+    request.diskIds,
+  );
+  const hypervisor = app.source(request.sourceId);
+  const open = (diskId: string): Promise<DiskSource> =>
+    openRestoreSource(app, request.remoteId, request.vmId, request.pointId, diskId);
+  const sources: DiskSource[] = [];
+  try {
+    for (const diskId of diskIds) sources.push(await open(diskId));
+    return await hypervisor.restoreMachine({
+      machine: {
+        label: request.label,
+        ...(metadata === undefined ? {} : { metadata }),
+        ...(request.defaultNetwork === undefined ? {} : { defaultNetwork: request.defaultNetwork }),
+      },
+      disks: sources.map((source, i) => {
+        const diskId = diskIds[i] ?? '';
+        const name = point.disks.find((d) => d.diskId === diskId)?.name ?? diskId;
+        return {
+          source,
+          target: { kind: 'new-disk', storageId: request.storageId, label: name },
+          reopenSource: () => open(diskId),
+        };
+      }),
+      ...(request.signal === undefined ? {} : { signal: request.signal }),
+    });
+  } finally {
+    for (const source of sources) await source.close();
+  }
 }
 
 /** Copies backups from one remote to another (idempotent, resumable): initial seed and mirrors. */

@@ -22,6 +22,7 @@
  * replaced, migrated...) yields a key backup with the reason, never an error.
  */
 import type { DiskSource } from '../disk/index.ts';
+import type { MachineMetadata } from './machine-metadata.ts';
 
 /** Which implementation produced a machine, a disk or a reference. */
 export type HypervisorKind = 'qemu' | 'xapi' | 'nbd' | 'fake';
@@ -65,6 +66,12 @@ export interface MachineInfo {
   readonly kind: HypervisorKind;
   readonly powerState: PowerState;
   readonly disks: readonly DiskInfo[];
+  /**
+   * What a whole-machine restore recreates (memory, CPUs, boot, network interfaces...), when the
+   * source knows it (XAPI does; QEMU leaves it undefined). JSON-serialisable: the engine stores it
+   * in each restore point's manifest as `vm.metadata`.
+   */
+  readonly metadata?: MachineMetadata;
 }
 
 /**
@@ -253,6 +260,12 @@ export type DiskRestoreTarget =
 export interface RestoreOptions {
   readonly signal?: AbortSignal;
   readonly connections?: number;
+  /**
+   * Opens the same restore point again (a fresh full DiskSource, closed by the callee) when the
+   * transport must resend it from the start (XAPI: a 302 on import_raw_vdi). Without it, such a
+   * restore fails with a typed error instead.
+   */
+  readonly reopenSource?: () => Promise<DiskSource>;
 }
 
 export interface RestoredDisk {
@@ -265,15 +278,46 @@ export interface RestoredDisk {
 }
 
 export interface MachineRestoreRequest {
-  readonly disks: readonly { readonly source: DiskSource; readonly target: DiskRestoreTarget }[];
-  /** New machine to create around the disks (XAPI VM metadata); QEMU restores disks only. */
-  readonly machine?: { readonly label: string; readonly metadata?: unknown };
+  readonly disks: readonly {
+    readonly source: DiskSource;
+    readonly target: DiskRestoreTarget;
+    /** As RestoreOptions.reopenSource. */
+    readonly reopenSource?: () => Promise<DiskSource>;
+  }[];
+  /**
+   * New machine to create around the disks, from the description saved at backup time (without
+   * one, the source's defaults); QEMU restores disks only. Disks are attached in request order.
+   */
+  readonly machine?: {
+    readonly label: string;
+    readonly metadata?: MachineMetadata;
+    /** Network (id or name) for interfaces whose saved network is not found; else skipped. */
+    readonly defaultNetwork?: string;
+  };
   readonly signal?: AbortSignal;
+}
+
+/** Something a machine restore could not recreate as saved (a network missing...); not an error. */
+export interface RestoreWarning {
+  /** XAPI: NETWORK_NOT_FOUND, MAC_REGENERATED, VIF_CREATE_FAILED, METADATA_MISSING. */
+  readonly code: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, string | number | boolean>>;
+}
+
+/** A network interface of a restored machine. */
+export interface RestoredNic {
+  readonly device: string;
+  readonly networkUuid: string;
+  readonly macAddress: string;
+  readonly mtu: number;
 }
 
 export interface RestoredMachine {
   readonly machineId?: string;
   readonly disks: readonly RestoredDisk[];
+  readonly nics?: readonly RestoredNic[];
+  readonly warnings?: readonly RestoreWarning[];
 }
 
 export interface ListOptions {

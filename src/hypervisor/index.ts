@@ -5,6 +5,7 @@
  * (QMP, dirty bitmaps, fleecing, NBD exports), xapi/, nbd/ (plain exports) and fake/ (in memory).
  */
 export * from './hypervisor.ts';
+export * from './machine-metadata.ts';
 export * from './errors.ts';
 export * from './request.ts';
 export * from './fake/index.ts';

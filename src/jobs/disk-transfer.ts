@@ -131,7 +131,12 @@ export async function transfer(
             jobId: options.jobId,
             ...(options.scheduleId === undefined ? {} : { scheduleId: options.scheduleId }),
             ...(states.last === undefined ? {} : { basePointId: states.last.pointId }),
-            vm: { label: machine.label, hypervisor: machine.kind, references },
+            vm: {
+              label: machine.label,
+              hypervisor: machine.kind,
+              references,
+              ...(machine.metadata === undefined ? {} : { metadata: machine.metadata }),
+            },
             diskConcurrency:
               options.diskPerVmConcurrency === 0 ? disks.length : options.diskPerVmConcurrency,
             disks,

@@ -15,13 +15,13 @@ import {
   listChangedBlocks,
   removePurpose,
   vdiCreate,
-  vmCreate,
   vbdCreate,
   vdiDataDestroy,
   vdiDestroy,
   vmDestroy,
   vmSnapshot,
 } from './vm-methods.ts';
+import { vifCreate, vmCreate } from './vm-create.ts';
 
 const CLASSES: readonly SimClass[] = [
   'pool',
@@ -32,6 +32,7 @@ const CLASSES: readonly SimClass[] = [
   'VM',
   'VBD',
   'VDI',
+  'VIF',
   'task',
 ];
 
@@ -66,6 +67,7 @@ const METHODS: Record<string, Method> = {
   'VDI.create': { arity: [1], impl: vdiCreate },
   'VM.create': { arity: [1], impl: vmCreate },
   'VBD.create': { arity: [1], impl: vbdCreate },
+  'VIF.create': { arity: [1], impl: vifCreate },
   'VDI.destroy': { arity: [1], impl: vdiDestroy },
   'VDI.data_destroy': { arity: [1], impl: vdiDataDestroy },
   'VDI.enable_cbt': { arity: [1], impl: enableCbt },

@@ -11,6 +11,8 @@ export interface SimFaults {
   readonly vdiInUse: Map<string, number>;
   /** export_raw_vdi / import_raw_vdi on the master answer 302 to the member host. */
   redirectTransfers: boolean;
+  /** Every host answers transfers with a 302 to the other one (a redirect loop). */
+  redirectTransfersForever: boolean;
   /** The next exports answer 200 with an embedded "HTTP/1.1 500" body (xen-api #4603). */
   embedErrorInExport: boolean;
   /** Exports close the connection after this many body bytes. */
@@ -34,6 +36,7 @@ export function defaultFaults(): SimFaults {
     sessionTtlMs: undefined,
     vdiInUse: new Map(),
     redirectTransfers: false,
+    redirectTransfersForever: false,
     embedErrorInExport: false,
     truncateExportAfterBytes: undefined,
     noIgnoreVdis: false,

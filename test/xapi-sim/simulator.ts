@@ -49,6 +49,14 @@ export interface SimVmSpec {
   readonly disks: readonly SimDiskSpec[];
   /** Adds an empty CD drive (a VBD a backup must skip). */
   readonly cdrom?: boolean;
+  /** VIFs, device = position; network by ref, uuid or name label. */
+  readonly vifs?: readonly {
+    readonly network: string;
+    readonly mac: string;
+    readonly mtu?: number;
+  }[];
+  /** Other VM record fields (memory_*, VCPUs_*, platform...). */
+  readonly fields?: Readonly<Record<string, unknown>>;
 }
 
 export interface SimVm {
@@ -233,7 +241,17 @@ export class XapiSimulator {
       name_label: spec.nameLabel,
       power_state: spec.powerState ?? 'Running',
       resident_on: this.db.masterRef,
+      ...spec.fields,
     });
+    for (const [device, vif] of (spec.vifs ?? []).entries()) {
+      this.db.insertVif({
+        VM: vmRef,
+        network: this.networkRef(vif.network),
+        device: String(device),
+        MAC: vif.mac,
+        MTU: vif.mtu ?? 1500,
+      });
+    }
     const vdiRefs: string[] = [];
     for (const [index, disk] of spec.disks.entries()) {
       const vdiRef = await this.db.insertVdi(disk);
@@ -256,6 +274,32 @@ export class XapiSimulator {
       vdiRefs,
       vdiUuids: vdiRefs.map((ref) => String(this.db.get('VDI', ref)['uuid'])),
     };
+  }
+
+  /** A network's ref from its ref, uuid or name label. */
+  networkRef(network: string): string {
+    for (const [ref, record] of this.db.table('network')) {
+      if (ref === network || record['uuid'] === network || record['name_label'] === network)
+        return ref;
+    }
+    throw new Error(`no network ${network}`);
+  }
+
+  /** A new network without PIFs; returns its uuid. */
+  addNetwork(nameLabel: string, mtu = 1500): string {
+    return String(this.db.get('network', this.db.insertNetwork(nameLabel, mtu))['uuid']);
+  }
+
+  /** Removes a network (its VIFs go with it), as a pool without it would be. */
+  removeNetwork(network: string): void {
+    const ref = this.networkRef(network);
+    for (const vifRef of this.db.get('network', ref)['VIFs'] as string[]) {
+      const vif = this.db.table('VIF').get(vifRef);
+      const vm = this.db.table('VM').get(vif?.['VM'] as string);
+      if (vm !== undefined) vm['VIFs'] = (vm['VIFs'] as string[]).filter((r) => r !== vifRef);
+      this.db.table('VIF').delete(vifRef);
+    }
+    this.db.table('network').delete(ref);
   }
 
   vdiPath(vdi: string): string {

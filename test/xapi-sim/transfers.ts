@@ -43,10 +43,10 @@ export async function handleTransfer(
     answer(res, 401, 'Unauthorised');
     return true;
   }
-  if (ctx.faults.redirectTransfers && host === 'master') {
+  if ((ctx.faults.redirectTransfers && host === 'master') || ctx.faults.redirectTransfersForever) {
     req.resume();
     res.writeHead(302, {
-      location: `${ctx.hostUrl('member')}${url.pathname}${url.search}`,
+      location: `${ctx.hostUrl(host === 'master' ? 'member' : 'master')}${url.pathname}${url.search}`,
       connection: 'close',
     });
     res.end();

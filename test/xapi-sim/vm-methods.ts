@@ -246,19 +246,6 @@ function recordArg(value: unknown, what: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** VM.create(record): a halted VM without devices (the fields a restore sets; others default). */
-export function vmCreate(ctx: SimContext, [record]: readonly unknown[]): string {
-  const fields = recordArg(record, 'VM record');
-  if (typeof fields['name_label'] !== 'string')
-    throw new SimApiError('FIELD_TYPE_ERROR', ['name_label']);
-  return ctx.db.insertVm({
-    name_label: fields['name_label'],
-    name_description: str(fields['name_description'] ?? ''),
-    power_state: 'Halted',
-    other_config: { ...((fields['other_config'] ?? {}) as Record<string, string>) },
-  });
-}
-
 /** VBD.create(record): attaches a VDI to a VM at a userdevice position. */
 export function vbdCreate(ctx: SimContext, [record]: readonly unknown[]): string {
   const fields = recordArg(record, 'VBD record');

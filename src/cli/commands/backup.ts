@@ -15,6 +15,7 @@ import { formatRunLogText, formatTimestamp } from '../render/run-log-text.ts';
 import { withApp, withAppOptions, type AppCliOptions } from '../app-options.ts';
 import { EXIT_FINDINGS } from '../exit-codes.ts';
 import { printJson, type CliIo } from '../io.ts';
+import { registerBackupRestoreVm } from './backup-restore-vm.ts';
 
 export function registerBackup(program: Command, io: CliIo): void {
   const backup = program
@@ -157,6 +158,8 @@ export function registerBackup(program: Command, io: CliIo): void {
       });
     },
   );
+
+  registerBackupRestoreVm(backup, io);
 
   withAppOptions(
     backup

@@ -29,6 +29,8 @@ export * from './stream-disks.ts';
 export * from './point-source.ts';
 export * from './point-catalogue.ts';
 export * from './xapi-point.ts';
+export * from './vm-metadata.ts';
+export * from './vif-restore.ts';
 export * from './xapi-restore.ts';
 export * from './xapi-hypervisor.ts';
 export * from './lazy-source.ts';

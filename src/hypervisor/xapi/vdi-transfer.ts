@@ -1,6 +1,6 @@
 /**
  * The VDI HTTP handlers (xapi.md §5): GET /export_raw_vdi as a checked Readable (302 followed to
- * another host with the same session, embedded error in a 200 body detected, Content-Length
+ * another host with the same session — for PUT too, with a body opened again —, embedded error in a 200 body detected, Content-Length
  * honoured) and PUT /import_raw_vdi with a Content-Length. Each transfer runs under a task created
  * by us (task_id), whose result is authoritative: `finish()` waits for it and destroys it.
  */
@@ -56,15 +56,21 @@ async function sendFollowingRedirects(
   let endpoint = session.masterEndpoint;
   let path = `${request.pathname}?${request.query.toString()}`;
   for (let redirects = 0; ; redirects += 1) {
+    // A body is streamed once: each attempt opens its own, and a redirected one is dropped.
+    const body = request.openBody?.();
     const response = await sendXapiRequest(endpoint, {
       method: request.method,
       path,
       timeoutMs: request.timeoutMs,
       signal: request.signal,
       ...(request.headers === undefined ? {} : { headers: request.headers }),
-      ...(request.openBody === undefined ? {} : { body: request.openBody() }),
+      ...(body === undefined ? {} : { body }),
+    }).catch((error: unknown) => {
+      body?.destroy();
+      throw error;
     });
     if (response.statusCode !== 302) return { response, endpoint };
+    body?.destroy();
     response.resume();
     const location = response.headers.location;
     if (location === undefined) throw new XapiError('XAPI_PROTOCOL', '302 without a Location');

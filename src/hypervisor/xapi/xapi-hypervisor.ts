@@ -44,11 +44,12 @@ import { NbdHostLimiter } from './nbd-reader.ts';
 import { enableNbdOnNetwork, listNetworks } from './networks.ts';
 import { removeLeftovers, snapshotLabelPrefix } from './point-catalogue.ts';
 import type { DiskBase, DiskSourcePlan } from './point-source.ts';
-import type { VmRecord } from './records.ts';
+import type { NetworkRecord, VmRecord } from './records.ts';
 import { openXapiSession, type XapiSession, type XapiSessionOptions } from './session.ts';
 import { releaseSnapshot, snapshotVm, type ReleaseOptions } from './snapshots.ts';
 import { blockVmOperations, unblockVmOperations } from './vm-operations.ts';
 import { XapiBackupPoint, type XapiPointDisk } from './xapi-point.ts';
+import { readVmMetadata } from './vm-metadata.ts';
 import { restoreXapiDisk, restoreXapiMachine } from './xapi-restore.ts';
 
 export interface XapiSourceSettings {
@@ -127,7 +128,10 @@ export class XapiHypervisor implements Hypervisor {
     return new XapiHypervisor(await openXapiSession(sessionOptions), settings, true);
   }
 
-  async #machineOf(record: VmRecord): Promise<MachineInfo> {
+  async #machineOf(
+    record: VmRecord,
+    networks: Map<string, NetworkRecord> = new Map(),
+  ): Promise<MachineInfo> {
     const disks = await listVmDisks(this.session, record);
     return {
       id: record.uuid,
@@ -135,13 +139,15 @@ export class XapiHypervisor implements Hypervisor {
       kind: 'xapi',
       powerState: powerStateOf(record.power_state),
       disks: disks.filter((disk) => !disk.excluded).map(diskInfoOf),
+      metadata: await readVmMetadata(this.session, record, networks),
     };
   }
 
   async listMachines(_options?: ListOptions): Promise<readonly MachineInfo[]> {
     const machines: MachineInfo[] = [];
+    const networks = new Map<string, NetworkRecord>();
     for (const entry of await listBackupSourceVms(this.session)) {
-      machines.push(await this.#machineOf(entry.record));
+      machines.push(await this.#machineOf(entry.record, networks));
     }
     return machines;
   }

@@ -1,8 +1,9 @@
 /**
  * Restores into XAPI (xapi.md §5): a restore point (a full DiskSource) becomes a new VDI on an SR,
  * imported as a dynamic VHD whose exact length comes from planVhd (XAPI refuses chunked uploads),
- * or a raw image over an existing disk of a halted VM. A machine restore creates a halted VM and
- * attaches the restored disks in order. A failed import destroys the VDI it created.
+ * or a raw image over an existing disk of a halted VM. A machine restore creates a halted VM from
+ * the saved description, attaches the restored disks in order and recreates its VIFs. A failed
+ * import destroys the VDI it created; a 302 on the import re-reads the source (reopenSource).
  */
 import { Readable } from 'node:stream';
 import { blockCountFor, blockLengthBytes, zeroBlock, type DiskSource } from '../../disk/index.ts';
@@ -12,6 +13,7 @@ import type {
   DiskRestoreTarget,
   MachineRestoreRequest,
   RestoreOptions,
+  RestoreWarning,
   RestoredDisk,
   RestoredMachine,
 } from '../hypervisor.ts';
@@ -21,27 +23,83 @@ import type { XapiSession } from './session.ts';
 import { destroyVdi } from './snapshots.ts';
 import { importRawVdi } from './vdi-transfer.ts';
 import { createVdi } from './vm-operations.ts';
+import { restoreVifs } from './vif-restore.ts';
+import { formatVmCreateRecord } from './vm-metadata.ts';
 
 /** Every byte of a full source, holes as zeros, in order (a raw import body). */
-function rawBody(source: DiskSource, signal: AbortSignal | undefined): Readable {
-  return Readable.from(
-    (async function* () {
-      const count = blockCountFor(source.sizeBytes, source.blockSizeBytes);
-      let next = 0;
-      for await (const block of source.readBlocks(signal === undefined ? {} : { signal })) {
-        for (; next < block.index; next += 1)
-          yield zeroBlock(blockLengthBytes(next, source.sizeBytes, source.blockSizeBytes));
-        yield block.data;
-        next = block.index + 1;
-      }
-      for (; next < count; next += 1)
-        yield zeroBlock(blockLengthBytes(next, source.sizeBytes, source.blockSizeBytes));
-    })(),
-  );
+async function* rawBytes(
+  source: DiskSource,
+  signal: AbortSignal | undefined,
+): AsyncGenerator<Buffer> {
+  const count = blockCountFor(source.sizeBytes, source.blockSizeBytes);
+  let next = 0;
+  for await (const block of source.readBlocks(signal === undefined ? {} : { signal })) {
+    for (; next < block.index; next += 1)
+      yield zeroBlock(blockLengthBytes(next, source.sizeBytes, source.blockSizeBytes));
+    yield block.data;
+    next = block.index + 1;
+  }
+  for (; next < count; next += 1)
+    yield zeroBlock(blockLengthBytes(next, source.sizeBytes, source.blockSizeBytes));
 }
 
 function vhdFits(source: DiskSource): boolean {
   return source.sizeBytes % VHD_SECTOR_BYTES === 0 && source.sizeBytes <= MAX_WRITE_SIZE_BYTES;
+}
+
+/**
+ * The import body of a full source, opened again from `reopenSource` when XAPI redirects the
+ * import (302) after the first body started: a source is read once, a restore point can be
+ * opened again. The reopened sources are closed by `close()`.
+ */
+function importBodies(
+  source: DiskSource,
+  format: 'vhd' | 'raw',
+  options: RestoreOptions,
+): { lengthBytes: number; open: () => Readable; close: () => Promise<void> } {
+  const signal = options.signal;
+  const writeOptions = signal === undefined ? {} : { signal };
+  const lengthOf = (disk: DiskSource): number =>
+    format === 'vhd' ? writeVhd(disk, writeOptions).lengthBytes : disk.sizeBytes;
+  const bodyOf = (disk: DiskSource): AsyncIterable<Buffer> =>
+    format === 'vhd' ? writeVhd(disk, writeOptions) : rawBytes(disk, signal);
+  const lengthBytes = lengthOf(source);
+  const reopened: DiskSource[] = [];
+  let opens = 0;
+  return {
+    lengthBytes,
+    open: () => {
+      opens += 1;
+      if (opens === 1) return Readable.from(bodyOf(source), { objectMode: false });
+      const reopen = options.reopenSource;
+      if (reopen === undefined) {
+        throw new HypervisorError(
+          'HYPERVISOR_INVALID_REQUEST',
+          'XAPI redirected the import and the restore source cannot be read again (no reopenSource)',
+          { details: { field: 'reopenSource' } },
+        );
+      }
+      return Readable.from(
+        (async function* () {
+          const again = await reopen();
+          reopened.push(again);
+          const againLength = lengthOf(again);
+          if (again.kind !== 'full' || againLength !== lengthBytes) {
+            throw new HypervisorError(
+              'HYPERVISOR_SIZE_MISMATCH',
+              'the reopened restore source differs from the first one',
+              { details: { sizeBytes: lengthBytes, sourceSizeBytes: againLength } },
+            );
+          }
+          yield* bodyOf(again);
+        })(),
+        { objectMode: false },
+      );
+    },
+    close: async () => {
+      for (const disk of reopened.splice(0)) await disk.close().catch(() => undefined);
+    },
+  };
 }
 
 async function importInto(
@@ -49,32 +107,20 @@ async function importInto(
   vdiRef: string,
   source: DiskSource,
   format: 'vhd' | 'raw',
-  signal: AbortSignal | undefined,
+  options: RestoreOptions,
 ): Promise<void> {
-  if (format === 'vhd') {
-    const writer = writeVhd(source, signal === undefined ? {} : { signal });
-    let opened = false;
+  const bodies = importBodies(source, format, options);
+  try {
     await importRawVdi(session, {
       vdi: vdiRef,
-      format: 'vhd',
-      contentLengthBytes: writer.lengthBytes,
-      openBody: () => {
-        // A source is read once: a 302 after the body started cannot be replayed.
-        if (opened) throw new HypervisorError('HYPERVISOR_INVALID_REQUEST', 'import body reopened');
-        opened = true;
-        return writer.toReadable();
-      },
-      ...(signal === undefined ? {} : { signal }),
+      format,
+      contentLengthBytes: bodies.lengthBytes,
+      openBody: bodies.open,
+      ...(options.signal === undefined ? {} : { signal: options.signal }),
     });
-    return;
+  } finally {
+    await bodies.close();
   }
-  await importRawVdi(session, {
-    vdi: vdiRef,
-    format: 'raw',
-    contentLengthBytes: source.sizeBytes,
-    openBody: () => rawBody(source, signal),
-    ...(signal === undefined ? {} : { signal }),
-  });
 }
 
 function transportOf(session: XapiSession, format: 'vhd' | 'raw', vdiUuid: string) {
@@ -131,7 +177,7 @@ export async function restoreXapiDisk(
         },
       );
     }
-    await importInto(session, disk.vdiRef, source, 'raw', options.signal);
+    await importInto(session, disk.vdiRef, source, 'raw', options);
     return {
       target,
       location: disk.vdi.uuid,
@@ -150,7 +196,7 @@ export async function restoreXapiDisk(
   const vdiUuid = String(await session.call('VDI.get_uuid', [vdiRef]));
   const format = vhdFits(source) ? 'vhd' : 'raw';
   try {
-    await importInto(session, vdiRef, source, format, options.signal);
+    await importInto(session, vdiRef, source, format, options);
     if (target.machineId !== undefined) {
       const vmRef = String(await session.call('VM.get_by_uuid', [target.machineId]));
       const vm = await getVmRecord(session, vmRef);
@@ -185,53 +231,75 @@ export async function restoreXapiDisk(
   };
 }
 
-/** A new halted VM with each disk restored as a new VDI, attached in request order. */
+/**
+ * A new halted VM created from the saved description (vm-metadata.ts; defaults without one), each
+ * disk restored as a new VDI attached in request order, then one VIF per saved interface
+ * (vif-restore.ts: a missing network is a warning, never a failure). A failure before the VIFs
+ * removes the VM and the VDIs created so far.
+ */
 export async function restoreXapiMachine(
   session: XapiSession,
   request: MachineRestoreRequest,
 ): Promise<RestoredMachine> {
-  let machineId: string | undefined;
-  let vmRef: string | undefined;
-  if (request.machine !== undefined) {
-    vmRef = String(
-      await session.call('VM.create', [
-        {
-          name_label: request.machine.label,
-          name_description: 'restored by vmdelta',
-          user_version: 1,
-          is_a_template: false,
-          memory_static_max: 1073741824,
-          memory_dynamic_max: 1073741824,
-          memory_dynamic_min: 1073741824,
-          memory_static_min: 1073741824,
-          VCPUs_max: 1,
-          VCPUs_at_startup: 1,
-          actions_after_shutdown: 'destroy',
-          actions_after_reboot: 'restart',
-          actions_after_crash: 'restart',
-          HVM_boot_policy: 'BIOS order',
-          HVM_boot_params: { order: 'cd' },
-          other_config: { 'vmdelta:restored': 'true' },
-        },
-      ]),
-    );
-    machineId = String(await session.call('VM.get_uuid', [vmRef]));
+  const machine = request.machine;
+  const signal = request.signal === undefined ? {} : { signal: request.signal };
+  if (machine === undefined) {
+    const disks: RestoredDisk[] = [];
+    for (const entry of request.disks) {
+      disks.push(await restoreXapiDisk(session, entry.source, entry.target, optionsOf(entry)));
+    }
+    return { disks };
   }
+  const warnings: RestoreWarning[] = [];
+  if (machine.metadata === undefined) {
+    warnings.push({
+      code: 'METADATA_MISSING',
+      message: 'no saved machine description: default memory, vCPUs and boot, no VIF',
+    });
+  }
+  const vmRef = String(
+    await session.call('VM.create', [formatVmCreateRecord(machine.label, machine.metadata)]),
+  );
+  const machineId = String(await session.call('VM.get_uuid', [vmRef]));
   const disks: RestoredDisk[] = [];
-  for (const [position, entry] of request.disks.entries()) {
-    const target =
-      machineId !== undefined && entry.target.kind === 'new-disk'
-        ? { ...entry.target, machineId }
-        : entry.target;
-    disks.push(
-      await restoreXapiDisk(
-        session,
-        entry.source,
-        target,
-        request.signal === undefined ? {} : { signal: request.signal },
-        machineId === undefined ? undefined : String(position),
-      ),
-    );
+  try {
+    for (const [position, entry] of request.disks.entries()) {
+      const target =
+        entry.target.kind === 'new-disk' ? { ...entry.target, machineId } : entry.target;
+      disks.push(
+        await restoreXapiDisk(session, entry.source, target, optionsOf(entry), String(position)),
+      );
+    }
+  } catch (error) {
+    await removeRestoredVm(session, vmRef, disks);
+    throw error;
   }
-  return { ...(machineId === undefined ? {} : { machineId }), disks };
+  const vifs = await restoreVifs(session, vmRef, machine.metadata?.vifs ?? [], {
+    ...(machine.defaultNetwork === undefined ? {} : { defaultNetwork: machine.defaultNetwork }),
+  });
+  warnings.push(...vifs.warnings);
+  return { machineId, disks, nics: vifs.nics, warnings };
+
+  function optionsOf(entry: MachineRestoreRequest['disks'][number]): RestoreOptions {
+    return {
+      ...signal,
+      ...(entry.reopenSource === undefined ? {} : { reopenSource: entry.reopenSource }),
+    };
+  }
+}
+
+/** Undoes a failed machine restore: the new VM and the VDIs restored into it. */
+async function removeRestoredVm(
+  session: XapiSession,
+  vmRef: string,
+  disks: readonly RestoredDisk[],
+): Promise<void> {
+  await session.call('VM.destroy', [vmRef]).catch(() => undefined);
+  for (const disk of disks) {
+    if (disk.target.kind !== 'new-disk') continue;
+    const vdiRef: unknown = await session
+      .call('VDI.get_by_uuid', [disk.location])
+      .catch(() => undefined);
+    if (typeof vdiRef === 'string') await destroyVdi(session, vdiRef).catch(() => undefined);
+  }
 }

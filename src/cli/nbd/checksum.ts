@@ -49,10 +49,11 @@ export async function sha256OfNbdExport(
     for (let read = queue.shift(); read !== undefined; read = queue.shift()) {
       throwIfAborted(options.signal);
       const data = await read;
+      const lengthBytes = data.length; // the worker takes the buffer over (detached after update)
       refill();
       if (worker !== undefined) await worker.update(data);
       else hash?.update(data);
-      meter.add(1, data.length);
+      meter.add(1, lengthBytes);
     }
     meter.report();
     return worker !== undefined ? await worker.digest() : (hash?.digest('hex') ?? '');

@@ -46,9 +46,12 @@ async function fill(repo: Repository): Promise<void> {
 }
 
 /** Checks the report stream of each phase; returns the last report of every phase. */
-function checkReports(reports: readonly WorkProgress[], phases: string[]): WorkProgress[] {
+function checkReports(
+  reports: readonly WorkProgress[],
+  phases: readonly [string, string],
+): [WorkProgress, WorkProgress] {
   assert.deepEqual([...new Set(reports.map((r) => r.phase))], phases, 'phases, in order');
-  return phases.map((phase) => {
+  const lastOf = (phase: string): WorkProgress => {
     const own = reports.filter((r) => r.phase === phase);
     const first = own[0];
     assert.ok(first !== undefined);
@@ -68,7 +71,8 @@ function checkReports(reports: readonly WorkProgress[], phases: string[]): WorkP
     assert.equal(last.doneObjects, last.totalObjects, `${phase} ends complete`);
     assert.equal(last.doneBytes, last.totalBytes, `${phase} ends complete`);
     return last;
-  });
+  };
+  return [lastOf(phases[0]), lastOf(phases[1])];
 }
 
 async function dataObjects(store: ObjectStore): Promise<Map<string, number>> {
@@ -95,23 +99,23 @@ for (const factory of storeFactories) {
       const [plan, copy] = checkReports(reports, ['plan', 'copy']);
       const after = await dataObjects(b.store);
       const added = [...after].filter(([key]) => !before.has(key));
-      assert.equal(copy?.totalObjects, added.length, 'objects planned = objects new on target');
+      assert.equal(copy.totalObjects, added.length, 'objects planned = objects new on target');
       assert.equal(
-        copy?.totalBytes,
+        copy.totalBytes,
         added.reduce((sum, [, sizeBytes]) => sum + sizeBytes, 0),
         'bytes planned = bytes new on target',
       );
-      assert.equal(copy?.doneBytes, result.copiedBytes);
-      assert.equal(copy?.doneObjects, result.copiedObjects);
-      assert.equal(plan?.totalObjects, result.copiedObjects + result.skippedObjects);
-      assert.equal(plan?.totalBytes, 0);
+      assert.equal(copy.doneBytes, result.copiedBytes);
+      assert.equal(copy.doneObjects, result.copiedObjects);
+      assert.equal(plan.totalObjects, result.copiedObjects + result.skippedObjects);
+      assert.equal(plan.totalBytes, 0);
       assert.ok(result.skippedObjects > 0, 'what the first copy brought is skipped');
       assert.deepEqual(after, await dataObjects(a.store), 'the target now holds every object');
 
       const again: WorkProgress[] = [];
       await copyPoints(source, target, { onProgress: (p) => again.push(p) });
       const [, none] = checkReports(again, ['plan', 'copy']);
-      assert.deepEqual([none?.totalObjects, none?.totalBytes], [0, 0], 'nothing left to copy');
+      assert.deepEqual([none.totalObjects, none.totalBytes], [0, 0], 'nothing left to copy');
     } finally {
       await a.cleanup();
       await b.cleanup();
@@ -138,10 +142,10 @@ for (const factory of storeFactories) {
         });
         assert.deepEqual(result.findings, []);
         const [scan, verify] = checkReports(reports, ['scan', 'verify']);
-        assert.equal(scan?.totalObjects, 3 + 2, 'chains: vm1 a and b twice, vm2 a once');
-        assert.equal(verify?.totalObjects, blockObjects, 'every block object is referenced');
-        assert.equal(verify?.doneObjects, result.checkedBlocks);
-        assert.equal(verify?.totalBytes, plainBytes, 'plain bytes of every block object');
+        assert.equal(scan.totalObjects, 3 + 2, 'chains: vm1 a and b twice, vm2 a once');
+        assert.equal(verify.totalObjects, blockObjects, 'every block object is referenced');
+        assert.equal(verify.doneObjects, result.checkedBlocks);
+        assert.equal(verify.totalBytes, plainBytes, 'plain bytes of every block object');
         assert.equal(result.readBlocks, dataSample === 1 ? blockObjects : 0);
       }
     } finally {

@@ -5,6 +5,7 @@
  */
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import type { ProgressListener } from '../core/index.ts';
 import type { DiskSource } from '../disk/index.ts';
 import type { DiskRestoreTarget, RestoredDisk, RestoredMachine } from '../hypervisor/index.ts';
 import { parseMachineMetadata, restoreIntoImageFile } from '../hypervisor/index.ts';
@@ -21,8 +22,8 @@ import {
   type VerifyResult,
 } from '../repository/index.ts';
 import { writeVhdFile } from '../vhd/index.ts';
-import { countDisk } from '../jobs/index.ts';
 import type { App } from './app.ts';
+import { reportingDisk } from './disk-progress.ts';
 import { AppError } from './errors.ts';
 
 export interface BackupSummary {
@@ -145,8 +146,8 @@ export async function restoreToFiles(
     dir: string;
     format: FileFormat;
     signal?: AbortSignal;
-    /** Called as blocks are restored (at most every 250 ms per disk). */
-    onProgress?: (diskId: string, bytesDone: number, bytesTotal: number) => void;
+    /** Phase 'restore', item the disk id: blocks and bytes read of the disk's (ten a second). */
+    onProgress?: ProgressListener;
   },
 ): Promise<RestoredFile[]> {
   await mkdir(request.dir, { recursive: true });
@@ -162,14 +163,7 @@ export async function restoreToFiles(
     const signal = request.signal === undefined ? {} : { signal: request.signal };
     const format = request.format;
     const sizeBytes = await withRestoreSource(app, request, diskId, async (point) => {
-      const counters = { bytesRead: 0, blocksRead: 0 };
-      const progress = request.onProgress;
-      const source =
-        progress === undefined
-          ? point
-          : countDisk(point, counters, () =>
-              progress(diskId, counters.bytesRead, point.blocks.count * point.blockSizeBytes),
-            );
+      const source = reportingDisk(point, request.onProgress, 'restore', diskId);
       if (format === 'vhd') await writeVhdFile(source, path, signal);
       else
         await restoreIntoImageFile(
@@ -194,6 +188,8 @@ export async function restoreToSource(
     sourceId: string;
     targets: readonly { diskId: string; target: DiskRestoreTarget }[];
     signal?: AbortSignal;
+    /** Phase 'restore', item the disk id: blocks and bytes read of the disk's (ten a second). */
+    onProgress?: ProgressListener;
   },
 ): Promise<RestoredDisk[]> {
   const hypervisor = app.source(request.sourceId);
@@ -202,7 +198,7 @@ export async function restoreToSource(
     results.push(
       await withRestoreSource(app, request, diskId, (source) =>
         hypervisor.restoreDisk(
-          source,
+          reportingDisk(source, request.onProgress, 'restore', diskId),
           target,
           request.signal === undefined ? {} : { signal: request.signal },
         ),
@@ -286,6 +282,8 @@ export async function copyBackups(
     vmId?: string;
     mode?: 'all' | 'mirror';
     signal?: AbortSignal;
+    /** See CopyOptions.onProgress: 'plan', then 'copy' with exact totals. */
+    onProgress?: ProgressListener;
   },
 ): Promise<CopyResult> {
   const from = await app.remote(request.from);
@@ -294,24 +292,39 @@ export async function copyBackups(
     ...(request.vmId === undefined ? {} : { vmId: request.vmId }),
     ...(request.mode === undefined ? {} : { mode: request.mode }),
     ...(request.signal === undefined ? {} : { signal: request.signal }),
+    ...(request.onProgress === undefined ? {} : { onProgress: request.onProgress }),
   });
 }
 
 export async function verifyBackups(
   app: App,
-  request: { remoteId: string; vmId?: string; dataSample?: number },
+  request: {
+    remoteId: string;
+    vmId?: string;
+    dataSample?: number;
+    /** See VerifyOptions.onProgress: 'scan', then 'verify' with exact totals. */
+    onProgress?: ProgressListener;
+  },
 ): Promise<VerifyResult> {
   const { repository } = await app.remote(request.remoteId);
   return verifyRepository(repository, {
     ...(request.vmId === undefined ? {} : { vmId: request.vmId }),
     ...(request.dataSample === undefined ? {} : { dataSample: request.dataSample }),
+    ...(request.onProgress === undefined ? {} : { onProgress: request.onProgress }),
   });
 }
 
 /** Retention on demand (merges the removed points into their successors), then GC. */
 export async function pruneBackups(
   app: App,
-  request: { remoteId: string; vmId: string; policy: RetentionPolicy; dryRun?: boolean },
+  request: {
+    remoteId: string;
+    vmId: string;
+    policy: RetentionPolicy;
+    dryRun?: boolean;
+    /** Phase 'merge' (points removed of those to remove), then 'gc' (no totals). */
+    onProgress?: ProgressListener;
+  },
 ): Promise<RetentionRun> {
   const { repository } = await app.remote(request.remoteId);
   if (request.dryRun === true)
@@ -321,8 +334,21 @@ export async function pruneBackups(
     repository,
     request.vmId,
     { holderId: `vmdelta-prune:${process.pid}` },
-    () => applyRetention(repository, request.vmId, request.policy),
+    () =>
+      applyRetention(
+        repository,
+        request.vmId,
+        request.policy,
+        request.onProgress === undefined ? {} : { onProgress: request.onProgress },
+      ),
   );
+  request.onProgress?.({
+    phase: 'gc',
+    doneBytes: 0,
+    totalBytes: 0,
+    doneObjects: 0,
+    totalObjects: 0,
+  });
   await collectGarbage(repository);
   return run;
 }

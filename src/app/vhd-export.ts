@@ -14,9 +14,11 @@ import {
   type Block,
   type DiskSource,
 } from '../disk/index.ts';
+import type { ProgressListener } from '../core/index.ts';
 import { openPointDisk, type PointDisk } from '../repository/index.ts';
 import { writeVhdFile, type VhdPlan } from '../vhd/index.ts';
 import type { App } from './app.ts';
+import { reportingDisk } from './disk-progress.ts';
 import { AppError } from './errors.ts';
 
 /** The blocks of `newer` whose content differs from `older`, as a delta DiskSource. */
@@ -58,7 +60,15 @@ export interface ExportedVhd {
 /** Writes the disk's chain up to `pointId` as key.vhd + differencing files, oldest first. */
 export async function exportVhdChain(
   app: App,
-  request: { remoteId: string; vmId: string; pointId: string; diskId: string; dir: string },
+  request: {
+    remoteId: string;
+    vmId: string;
+    pointId: string;
+    diskId: string;
+    dir: string;
+    /** Phase 'export', item "file i of n": blocks and bytes written to that file (ten a second). */
+    onProgress?: ProgressListener;
+  },
 ): Promise<ExportedVhd[]> {
   const { repository } = await app.remote(request.remoteId);
   const points = await repository.listPoints(request.vmId);
@@ -83,18 +93,27 @@ export async function exportVhdChain(
       const disk = await openPointDisk(repository, request.vmId, point.pointId, request.diskId);
       const fileName = `${request.vmId}-${request.diskId}-${String(i).padStart(3, '0')}-${point.pointId}.vhd`;
       const path = join(request.dir, fileName);
+      const item = `file ${i + 1} of ${chain.length}`;
       if (previous === undefined) {
-        const plan = await writeVhdFile(disk, path);
+        const plan = await writeVhdFile(
+          reportingDisk(disk, request.onProgress, 'export', item),
+          path,
+        );
         files.push({ pointId: point.pointId, path, kind: 'dynamic' });
         previous = { disk, plan, fileName };
       } else {
-        const plan = await writeVhdFile(pointDelta(previous.disk, disk), path, {
-          parent: {
-            uuid: previous.plan.uuid,
-            timestamp: previous.plan.timestamp,
-            fileName: previous.fileName,
+        const delta = pointDelta(previous.disk, disk);
+        const plan = await writeVhdFile(
+          reportingDisk(delta, request.onProgress, 'export', item),
+          path,
+          {
+            parent: {
+              uuid: previous.plan.uuid,
+              timestamp: previous.plan.timestamp,
+              fileName: previous.fileName,
+            },
           },
-        });
+        );
         files.push({
           pointId: point.pointId,
           path,

@@ -1,6 +1,6 @@
 /**
  * src/core — the bottom layer: errors with stable codes, units, the Clock, Logger and EventSink
- * seams, and a semaphore. Node builtins only; every other layer may import it.
+ * seams, a semaphore and a progress meter. Node builtins only; every other layer may import it.
  */
 export * from './errors.ts';
 export * from './units.ts';
@@ -8,3 +8,4 @@ export * from './clock.ts';
 export * from './logger.ts';
 export * from './event-sink.ts';
 export * from './semaphore.ts';
+export * from './progress.ts';

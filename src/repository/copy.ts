@@ -4,12 +4,17 @@
  * target). Idempotent and resumable: an object already on the target with the same size is
  * skipped; a manifest already there means the point is done. Blocks are checked (magic, length,
  * hash) while copied: the source is untrusted input too.
+ *
+ * Two phases: 'plan' lists the objects of every point to copy and compares their sizes on both
+ * sides (the stats a copy needs anyway), so 'copy' knows exactly how many objects and bytes it
+ * transfers before it starts (progress totals).
  */
-import { throwIfAborted } from '../core/index.ts';
+import { ProgressMeter, throwIfAborted, type ProgressListener } from '../core/index.ts';
 import { StorageError } from '../storage/index.ts';
 import { decodeBlockObject } from './block-codec.ts';
 import { RepositoryError } from './errors.ts';
 import { blockKey, pointKey } from './keys.ts';
+import { forEachLimited } from './limited.ts';
 import { formatPointManifest, type PointManifest } from './manifest.ts';
 import type { Repository } from './repository.ts';
 
@@ -24,6 +29,11 @@ export interface CopyOptions {
   readonly mode?: 'all' | 'mirror';
   readonly concurrency?: number;
   readonly signal?: AbortSignal;
+  /**
+   * Progress, at most ten reports a second: phase 'plan' (objects compared of those listed), then
+   * 'copy' (objects and bytes transferred of the totals planned; its last report equals the result).
+   */
+  readonly onProgress?: ProgressListener;
 }
 
 export interface CopyResult {
@@ -32,6 +42,22 @@ export interface CopyResult {
   readonly skippedObjects: number;
   readonly copiedBytes: number;
 }
+
+/** Objects of one disk of a point to copy: blocks (checked, in parallel), then its indexes. */
+class DiskObjects {
+  readonly blockKeys: string[] = [];
+  /** Plain length of each block (what its object must decode to). */
+  readonly blockLengths: number[] = [];
+  readonly indexKeys: string[] = [];
+}
+
+interface PlannedPoint {
+  readonly point: PointManifest;
+  readonly disks: DiskObjects[];
+}
+
+/** Source size of each object to transfer; absent = already on the target with the same size. */
+type TransferSizes = Map<string, number>;
 
 export async function copyPoints(
   source: Repository,
@@ -44,6 +70,72 @@ export async function copyPoints(
       'source and target repositories differ in block size',
     );
   }
+  const meter = new ProgressMeter(options.onProgress);
+  const concurrency = Math.max(
+    1,
+    options.concurrency ?? Math.min(8, target.store.properties.maxConcurrency),
+  );
+  const planned = await planCopy(source, target, options);
+  const listed = planned.flatMap((p) => p.disks.flatMap((d) => [...d.blockKeys, ...d.indexKeys]));
+  meter.start('plan', { totalObjects: listed.length });
+  const sizes: TransferSizes = new Map();
+  await forEachLimited(listed, concurrency, async (key) => {
+    throwIfAborted(options.signal);
+    const sourceInfo = await source.store.stat(key);
+    const targetInfo = await target.store.stat(key);
+    // A source object that is absent is kept in the plan: its read fails with REPO_OBJECT_MISSING.
+    if (targetInfo === undefined || targetInfo.sizeBytes !== sourceInfo?.sizeBytes)
+      sizes.set(key, sourceInfo?.sizeBytes ?? 0);
+    meter.add(1, 0);
+  });
+  meter.report();
+  const skippedObjects = listed.length - sizes.size;
+  let totalBytes = 0;
+  for (const sizeBytes of sizes.values()) totalBytes += sizeBytes;
+  meter.start('copy', { totalObjects: sizes.size, totalBytes });
+
+  const copyObject = async (key: string, expected?: Buffer, lengthBytes = 0): Promise<void> => {
+    if (!sizes.has(key)) return;
+    const body = await source.getReferenced(key);
+    if (expected !== undefined) decodeBlockObject(key, body, expected, lengthBytes);
+    await target.store.put(key, body);
+    meter.add(1, body.length);
+  };
+
+  let copiedPoints = 0;
+  for (const { point, disks } of planned) {
+    throwIfAborted(options.signal);
+    for (const disk of disks) {
+      await forEachLimited(disk.blockKeys.keys(), concurrency, async (i) => {
+        const key = disk.blockKeys[i] ?? '';
+        await copyObject(key, hashOfBlockKey(key), disk.blockLengths[i]);
+      });
+      for (const key of disk.indexKeys) await copyObject(key);
+    }
+    try {
+      await target.store.put(pointKey(point.vmId, point.pointId), formatPointManifest(point), {
+        ifAbsent: true,
+      });
+      copiedPoints += 1;
+    } catch (error) {
+      if (!(error instanceof StorageError && error.code === 'STORAGE_ALREADY_EXISTS')) throw error;
+    }
+  }
+  meter.report();
+  return {
+    copiedPoints,
+    copiedObjects: meter.doneObjects,
+    skippedObjects,
+    copiedBytes: meter.doneBytes,
+  };
+}
+
+/** The points to copy, oldest first, each with the objects no earlier planned point brings. */
+async function planCopy(
+  source: Repository,
+  target: Repository,
+  options: CopyOptions,
+): Promise<PlannedPoint[]> {
   let points = await source.listPoints(options.vmId);
   if (options.pointIds !== undefined) {
     const wanted = new Set(options.pointIds);
@@ -58,77 +150,39 @@ export async function copyPoints(
       );
     }
   }
-  let copiedPoints = 0;
-  let copiedObjects = 0;
-  let skippedObjects = 0;
-  let copiedBytes = 0;
-  const done = new Set<string>();
-  const concurrency = Math.max(
-    1,
-    options.concurrency ?? Math.min(8, target.store.properties.maxConcurrency),
-  );
-
-  const copyObject = async (key: string, check: (body: Buffer) => void): Promise<void> => {
-    if (done.has(key)) return;
-    const sourceInfo = await source.store.stat(key);
-    const targetInfo = await target.store.stat(key);
-    if (targetInfo !== undefined && targetInfo.sizeBytes === sourceInfo?.sizeBytes) {
-      skippedObjects += 1;
-    } else {
-      const body = await source.getReferenced(key);
-      check(body);
-      await target.store.put(key, body);
-      copiedObjects += 1;
-      copiedBytes += body.length;
-    }
-    done.add(key);
-  };
-
+  const seen = new Set<string>();
+  const planned: PlannedPoint[] = [];
   for (const point of points) {
     throwIfAborted(options.signal);
     if ((newestOnTarget.get(point.vmId) ?? -1) >= point.createdMs) continue;
     if ((await target.store.stat(pointKey(point.vmId, point.pointId))) !== undefined) continue;
-    await copyPoint(source, point, copyObject, concurrency);
-    try {
-      await target.store.put(pointKey(point.vmId, point.pointId), formatPointManifest(point), {
-        ifAbsent: true,
-      });
-      copiedPoints += 1;
-    } catch (error) {
-      if (!(error instanceof StorageError && error.code === 'STORAGE_ALREADY_EXISTS')) throw error;
-    }
-  }
-  return { copiedPoints, copiedObjects, skippedObjects, copiedBytes };
-}
-
-async function copyPoint(
-  source: Repository,
-  point: PointManifest,
-  copyObject: (key: string, check: (body: Buffer) => void) => Promise<void>,
-  concurrency: number,
-): Promise<void> {
-  for (const disk of point.disks) {
-    const folded = await source.foldDisk(point.vmId, disk);
-    function* jobs(): Generator<() => Promise<void>> {
+    const disks: DiskObjects[] = [];
+    for (const disk of point.disks) {
+      const objects = new DiskObjects();
+      const chain = await source.loadChain(point.vmId, disk.chainId);
+      const folded = await source.foldDisk(point.vmId, disk, chain);
       for (const blockIndex of folded.present) {
         const hash = folded.hashOf(blockIndex);
         if (hash === undefined) continue;
-        const expected = Buffer.from(hash);
-        const lengthBytes = folded.lengthOf(blockIndex);
-        const key = blockKey(point.vmId, disk.chainId, expected);
-        yield () =>
-          copyObject(key, (body) => void decodeBlockObject(key, body, expected, lengthBytes));
+        const key = blockKey(point.vmId, disk.chainId, hash);
+        if (seen.has(key)) continue;
+        seen.add(key);
+        objects.blockKeys.push(key);
+        objects.blockLengths.push(folded.lengthOf(blockIndex));
       }
+      for (const ref of chain.walk(disk.seq)) {
+        if (seen.has(ref.key)) continue;
+        seen.add(ref.key);
+        objects.indexKeys.push(ref.key);
+      }
+      disks.push(objects);
     }
-    const queue = jobs();
-    await Promise.all(
-      Array.from({ length: concurrency }, async () => {
-        for (let job = queue.next(); job.done !== true; job = queue.next()) await job.value();
-      }),
-    );
-    const chain = await source.loadChain(point.vmId, disk.chainId);
-    for (const ref of chain.walk(disk.seq)) {
-      await copyObject(ref.key, () => undefined);
-    }
+    planned.push({ point, disks });
   }
+  return planned;
+}
+
+/** The hash a block key names (its last path segment, hex). */
+function hashOfBlockKey(key: string): Buffer {
+  return Buffer.from(key.slice(key.lastIndexOf('/') + 1), 'hex');
 }

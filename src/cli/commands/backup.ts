@@ -12,6 +12,7 @@ import {
 } from '../../app/index.ts';
 import { formatBytes, formatRate } from '../../core/index.ts';
 import { formatRunLogText, formatTimestamp } from '../render/run-log-text.ts';
+import { withCommandProgress } from '../render/progress.ts';
 import { withApp, withAppOptions, type AppCliOptions } from '../app-options.ts';
 import { EXIT_FINDINGS } from '../exit-codes.ts';
 import { printJson, type CliIo } from '../io.ts';
@@ -74,23 +75,17 @@ export function registerBackup(program: Command, io: CliIo): void {
     ) => {
       await withApp(options, async (app) => {
         const startMs = Date.now();
-        const files = await restoreToFiles(app, {
-          remoteId: options.remote,
-          vmId: options.vm,
-          pointId: options.point,
-          dir: options.to,
-          format: options.format as FileFormat,
-          ...(options.disk === undefined ? {} : { diskIds: options.disk }),
-          ...(io.stderr.isTTY === true
-            ? {
-                onProgress: (diskId: string, doneBytes: number, totalBytes: number) =>
-                  io.stderr.write(
-                    `\r\x1b[2K  ${diskId}: ${formatBytes(doneBytes)} of ${formatBytes(totalBytes)} at ${formatRate(doneBytes, Date.now() - startMs)}`,
-                  ),
-              }
-            : {}),
-        });
-        if (io.stderr.isTTY === true) io.stderr.write('\r\x1b[2K');
+        const files = await withCommandProgress(io, options.json, (progress) =>
+          restoreToFiles(app, {
+            remoteId: options.remote,
+            vmId: options.vm,
+            pointId: options.point,
+            dir: options.to,
+            format: options.format as FileFormat,
+            ...(options.disk === undefined ? {} : { diskIds: options.disk }),
+            ...progress,
+          }),
+        );
         if (options.json === true) printJson(io, files);
         else {
           const total = files.reduce((sum, f) => sum + f.sizeBytes, 0);
@@ -135,20 +130,23 @@ export function registerBackup(program: Command, io: CliIo): void {
             `no restore point ${options.point} of ${options.vm} on ${options.remote}`,
           );
         const diskIds = options.disk ?? point.disks.map((d) => d.diskId);
-        const restored = await restoreToSource(app, {
-          remoteId: options.remote,
-          vmId: options.vm,
-          pointId: options.point,
-          sourceId: options.source,
-          targets: diskIds.map((diskId) => ({
-            diskId,
-            target: {
-              kind: 'machine-disk' as const,
-              machineId: options.machine ?? options.vm,
+        const restored = await withCommandProgress(io, options.json, (progress) =>
+          restoreToSource(app, {
+            remoteId: options.remote,
+            vmId: options.vm,
+            pointId: options.point,
+            sourceId: options.source,
+            targets: diskIds.map((diskId) => ({
               diskId,
-            },
-          })),
-        });
+              target: {
+                kind: 'machine-disk' as const,
+                machineId: options.machine ?? options.vm,
+                diskId,
+              },
+            })),
+            ...progress,
+          }),
+        );
         if (options.json === true) printJson(io, restored);
         else
           for (const r of restored)
@@ -187,13 +185,16 @@ export function registerBackup(program: Command, io: CliIo): void {
       },
     ) => {
       await withApp(options, async (app) => {
-        const files = await exportVhdChain(app, {
-          remoteId: options.remote,
-          vmId: options.vm,
-          pointId: options.point,
-          diskId: options.disk,
-          dir: options.to,
-        });
+        const files = await withCommandProgress(io, options.json, (progress) =>
+          exportVhdChain(app, {
+            remoteId: options.remote,
+            vmId: options.vm,
+            pointId: options.point,
+            diskId: options.disk,
+            dir: options.to,
+            ...progress,
+          }),
+        );
         if (options.json === true) printJson(io, files);
         else for (const f of files) io.stdout.write(`${f.kind}\t${f.path}\n`);
       });
@@ -215,12 +216,15 @@ export function registerBackup(program: Command, io: CliIo): void {
       options: AppCliOptions & { from: string; to: string; vm?: string; mirror?: boolean },
     ) => {
       await withApp(options, async (app) => {
-        const result = await copyBackups(app, {
-          from: options.from,
-          to: options.to,
-          ...(options.vm === undefined ? {} : { vmId: options.vm }),
-          ...(options.mirror === true ? { mode: 'mirror' as const } : {}),
-        });
+        const result = await withCommandProgress(io, options.json, (progress) =>
+          copyBackups(app, {
+            from: options.from,
+            to: options.to,
+            ...(options.vm === undefined ? {} : { vmId: options.vm }),
+            ...(options.mirror === true ? { mode: 'mirror' as const } : {}),
+            ...progress,
+          }),
+        );
         if (options.json === true) printJson(io, result);
         else
           io.stdout.write(
@@ -241,11 +245,14 @@ export function registerBackup(program: Command, io: CliIo): void {
       .option('--sample <fraction>', 'share of blocks re-read and re-hashed, 0..1', '0'),
   ).action(async (options: AppCliOptions & { remote: string; vm?: string; sample: string }) => {
     await withApp(options, async (app) => {
-      const result = await verifyBackups(app, {
-        remoteId: options.remote,
-        dataSample: Number(options.sample),
-        ...(options.vm === undefined ? {} : { vmId: options.vm }),
-      });
+      const result = await withCommandProgress(io, options.json, (progress) =>
+        verifyBackups(app, {
+          remoteId: options.remote,
+          dataSample: Number(options.sample),
+          ...(options.vm === undefined ? {} : { vmId: options.vm }),
+          ...progress,
+        }),
+      );
       if (options.json === true) printJson(io, result);
       else {
         for (const f of result.findings) io.stdout.write(`${f.code}\t${f.key}\t${f.message}\n`);
@@ -270,12 +277,15 @@ export function registerBackup(program: Command, io: CliIo): void {
       options: AppCliOptions & { remote: string; vm: string; keepLast: string; dryRun?: boolean },
     ) => {
       await withApp(options, async (app) => {
-        const run = await pruneBackups(app, {
-          remoteId: options.remote,
-          vmId: options.vm,
-          policy: { keepLast: Number(options.keepLast) },
-          dryRun: options.dryRun === true,
-        });
+        const run = await withCommandProgress(io, options.json, (progress) =>
+          pruneBackups(app, {
+            remoteId: options.remote,
+            vmId: options.vm,
+            policy: { keepLast: Number(options.keepLast) },
+            dryRun: options.dryRun === true,
+            ...progress,
+          }),
+        );
         if (options.json === true) printJson(io, run);
         else
           for (const d of run.decisions)

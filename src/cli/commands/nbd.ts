@@ -13,6 +13,7 @@ import {
   parseNbdUri,
 } from '../../nbd/index.ts';
 import { printJson, type CliIo } from '../io.ts';
+import { withCommandProgress } from '../render/progress.ts';
 import { addTlsOptions, tlsOptionsFrom, type TlsCliOptions } from '../nbd/tls-options.ts';
 import { extentJson, formatExtentLine, formatNbdInfo, nbdInfoJson } from '../nbd/render.ts';
 import { sha256OfNbdExport } from '../nbd/checksum.ts';
@@ -124,7 +125,10 @@ export function registerNbd(program: Command, io: CliIo): void {
         ...(tls === undefined ? {} : { tls }),
       });
       try {
-        io.stdout.write(`${await sha256OfNbdExport(pool)}  ${uri}\n`);
+        const sha256 = await withCommandProgress(io, false, (progress) =>
+          sha256OfNbdExport(pool, progress),
+        );
+        io.stdout.write(`${sha256}  ${uri}\n`);
       } finally {
         await pool.close();
       }

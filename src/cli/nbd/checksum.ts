@@ -3,7 +3,7 @@
  * hash needs bytes in order; replies arrive in any order and are reordered here).
  */
 import { createHash } from 'node:crypto';
-import { MiB, throwIfAborted } from '../../core/index.ts';
+import { MiB, ProgressMeter, throwIfAborted, type ProgressListener } from '../../core/index.ts';
 import type { NbdPool } from '../../nbd/index.ts';
 import { Sha256Worker } from './sha256-worker.ts';
 
@@ -17,6 +17,8 @@ export async function sha256OfNbdExport(
     signal?: AbortSignal;
     /** 'worker' (default): hash on a worker thread while reading; 'main': on this thread. */
     hashOn?: 'worker' | 'main';
+    /** Phase 'checksum': bytes hashed of the export's size, requests done (ten a second). */
+    onProgress?: ProgressListener;
   } = {},
 ): Promise<string> {
   const requestBytes = Math.min(options.requestBytes ?? CHECKSUM_REQUEST_BYTES, pool.maxIoBytes);
@@ -25,6 +27,11 @@ export async function sha256OfNbdExport(
   const worker = (options.hashOn ?? 'worker') === 'worker' ? new Sha256Worker() : undefined;
   const hash = worker === undefined ? createHash('sha256') : undefined;
   const queue: Promise<Buffer>[] = [];
+  const meter = new ProgressMeter(options.onProgress);
+  meter.start('checksum', {
+    totalBytes: sizeBytes,
+    totalObjects: Math.ceil(sizeBytes / requestBytes),
+  });
   let nextOffset = 0;
   const refill = () => {
     while (
@@ -42,10 +49,13 @@ export async function sha256OfNbdExport(
     for (let read = queue.shift(); read !== undefined; read = queue.shift()) {
       throwIfAborted(options.signal);
       const data = await read;
+      const lengthBytes = data.length; // the worker takes the buffer over (detached after update)
       refill();
       if (worker !== undefined) await worker.update(data);
       else hash?.update(data);
+      meter.add(1, lengthBytes);
     }
+    meter.report();
     return worker !== undefined ? await worker.digest() : (hash?.digest('hex') ?? '');
   } catch (error) {
     await worker?.destroy();

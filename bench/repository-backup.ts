@@ -122,13 +122,15 @@ async function main(): Promise<void> {
       syncMethod: process.env['SYNC_METHOD'] === 'syncfs' ? 'syncfs' : 'fsync',
     });
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
+    // COMPRESSION=none | zstd:<level> (default zstd:1, the repository default)
+    const compressionEnv = process.env['COMPRESSION'] ?? 'zstd:1';
     const compression =
-      process.env['COMPRESSION'] === 'none'
+      compressionEnv === 'none'
         ? ({ codec: 'none' } as const)
-        : ({ codec: 'zstd', level: 1 } as const);
+        : ({ codec: 'zstd', level: Number(compressionEnv.split(':')[1] ?? 1) } as const);
     const repo = await Repository.init(store, { blockWorkers, compression });
     console.log(
-      `block workers: ${blockWorkers}; sync ${process.env['SYNC_METHOD'] ?? 'fsync'}; load average ${loadavg()
+      `compression ${compressionEnv}; block workers: ${blockWorkers}; sync ${process.env['SYNC_METHOD'] ?? 'fsync'}; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

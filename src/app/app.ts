@@ -94,8 +94,11 @@ export class App {
   async close(): Promise<void> {
     for (const controller of this.#running.values()) controller.abort();
     for (const source of this.#sources.values()) await source.close();
-    for (const remote of this.#remotes.values())
-      await (await remote.catch(() => undefined))?.repository.store.close();
+    for (const remote of this.#remotes.values()) {
+      const opened = await remote.catch(() => undefined);
+      await opened?.repository.close(); // stops its block workers
+      await opened?.repository.store.close();
+    }
     this.store.close();
   }
 

@@ -137,12 +137,13 @@ export class BlockWorkerPool {
           slots: shared,
         },
       });
-      worker.unref();
       worker.on('message', (result: KernelResult) => {
         const pending = this.#pending.get(result.id);
         if (pending === undefined) return;
         this.#pending.delete(result.id);
-        this.#busy[pending.worker] = (this.#busy[pending.worker] ?? 1) - 1;
+        const busy = (this.#busy[pending.worker] ?? 1) - 1;
+        this.#busy[pending.worker] = busy;
+        if (busy === 0) worker.unref(); // idle: let the process exit
         pending.resolve(result);
       });
       worker.on('error', (error) => {
@@ -152,6 +153,9 @@ export class BlockWorkerPool {
           pending.reject(error);
         }
       });
+      // Referenced only while it has work (see #run), so an idle pool never keeps the process
+      // alive (a CLI run would not exit). After the listeners: adding one refs the port again.
+      worker.unref();
       this.#workers.push(worker);
       this.#busy.push(0);
     }
@@ -180,6 +184,8 @@ export class BlockWorkerPool {
       if ((this.#busy[i] ?? 0) < (this.#busy[worker] ?? 0)) worker = i;
     }
     this.#busy[worker] = (this.#busy[worker] ?? 0) + 1;
+    // A task in flight keeps the process alive (its caller may wait on nothing else).
+    if (this.#busy[worker] === 1) this.#workers[worker]?.ref();
     const id = this.#nextId++;
     return new Promise((resolve, reject) => {
       this.#pending.set(id, { resolve, reject, worker });

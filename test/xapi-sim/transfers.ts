@@ -158,9 +158,14 @@ async function exportVdi(
     }
     sentBytes += buffer.length;
     if (!res.write(buffer)) {
-      await new Promise((resolve) => {
-        res.once('drain', resolve);
-        res.once('close', resolve);
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.once('drain', done);
+        res.once('close', done);
       });
     }
     if (res.destroyed) {

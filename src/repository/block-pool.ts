@@ -110,6 +110,7 @@ export class BlockWorkerPool {
   readonly #objects: BlockBuffers;
   #nextId = 1;
   #closed = false;
+  #failure: RepositoryError | undefined;
 
   constructor(size: number, compression: CompressionConfig, blockCapacityBytes: number) {
     this.size = Math.max(1, Math.floor(size));
@@ -146,12 +147,11 @@ export class BlockWorkerPool {
         if (busy === 0) worker.unref(); // idle: let the process exit
         pending.resolve(result);
       });
-      worker.on('error', (error) => {
-        for (const [id, pending] of this.#pending) {
-          if (pending.worker !== i) continue;
-          this.#pending.delete(id);
-          pending.reject(error);
-        }
+      // A worker that died fails its tasks, and the pool with it: a task sent to a dead worker
+      // would never be answered.
+      worker.on('error', (error) => this.#broken(error));
+      worker.on('exit', () => {
+        if (!this.#closed) this.#broken(new Error('a block worker exited'));
       });
       // Referenced only while it has work (see #run), so an idle pool never keeps the process
       // alive (a CLI run would not exit). After the listeners: adding one refs the port again.
@@ -175,10 +175,22 @@ export class BlockWorkerPool {
     }
   }
 
+  #broken(cause: Error): void {
+    this.#failure ??= new RepositoryError(
+      'REPO_INVALID_REQUEST',
+      `block worker failed: ${cause.message}`,
+      { cause },
+    );
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const entry of pending) entry.reject(this.#failure);
+  }
+
   #run(task: Record<string, unknown>): Promise<KernelResult> {
     if (this.#closed) {
       return Promise.reject(new RepositoryError('REPO_INVALID_REQUEST', 'block pool closed'));
     }
+    if (this.#failure !== undefined) return Promise.reject(this.#failure);
     let worker = 0;
     for (let i = 1; i < this.size; i += 1) {
       if ((this.#busy[i] ?? 0) < (this.#busy[worker] ?? 0)) worker = i;
@@ -280,6 +292,7 @@ export class BlockWorkerPool {
 
   async close(): Promise<void> {
     this.#closed = true;
+    this.#broken(new Error('block pool closed'));
     await Promise.all(this.#workers.map((worker) => worker.terminate()));
   }
 }

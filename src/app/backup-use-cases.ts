@@ -262,7 +262,8 @@ export async function restoreMachineToSource(
         const name = point.disks.find((d) => d.diskId === diskId)?.name ?? diskId;
         return {
           source,
-          target: { kind: 'new-disk', storageId: request.storageId, label: name },
+          // A XAPI disk id is its VBD position: the restored VM gets the same numbering.
+          target: { kind: 'new-disk', storageId: request.storageId, label: name, position: diskId },
           reopenSource: () => open(diskId),
         };
       }),

@@ -255,6 +255,11 @@ export type DiskRestoreTarget =
       readonly storageId: string;
       readonly label: string;
       readonly machineId?: string;
+      /**
+       * The disk's place on the machine when it is attached (XAPI: VBD userdevice, the disk id of
+       * a XAPI source); default: the next free one.
+       */
+      readonly position?: string;
     };
 
 export interface RestoreOptions {

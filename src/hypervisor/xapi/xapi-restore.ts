@@ -208,7 +208,7 @@ export async function restoreXapiDisk(
           VM: vmRef,
           VDI: vdiRef,
           userdevice: String(position),
-          bootable: position === 0,
+          bootable: used.size === 0, // the machine's first disk
           mode: 'RW',
           type: 'Disk',
           empty: false,
@@ -267,7 +267,13 @@ export async function restoreXapiMachine(
       const target =
         entry.target.kind === 'new-disk' ? { ...entry.target, machineId } : entry.target;
       disks.push(
-        await restoreXapiDisk(session, entry.source, target, optionsOf(entry), String(position)),
+        await restoreXapiDisk(
+          session,
+          entry.source,
+          target,
+          optionsOf(entry),
+          positionOf(entry.target, position),
+        ),
       );
     }
   } catch (error) {
@@ -286,6 +292,12 @@ export async function restoreXapiMachine(
       ...(entry.reopenSource === undefined ? {} : { reopenSource: entry.reopenSource }),
     };
   }
+}
+
+/** The saved position (userdevice) of a disk when it is a number, else its rank in the request. */
+function positionOf(target: DiskRestoreTarget, rank: number): string {
+  const saved = target.kind === 'new-disk' ? target.position : undefined;
+  return saved !== undefined && /^\d{1,3}$/.test(saved) ? saved : String(rank);
 }
 
 /** Undoes a failed machine restore: the new VM and the VDIs restored into it. */

@@ -368,3 +368,37 @@ test('no saved description: the defaults of older restores; a failed import leav
     await fx.close();
   }
 });
+
+test('restored disks keep their saved positions (VBD userdevice), gaps included', async () => {
+  const { fx, hypervisor, sr } = await startPool();
+  try {
+    const request = disks([MiB, 2 * MiB], sr).map((entry, i) => ({
+      ...entry,
+      target: { ...entry.target, position: ['2', '5'][i] ?? '0' },
+    }));
+    const restored = await hypervisor.restoreMachine({
+      machine: { label: 'gappy' },
+      disks: request,
+    });
+    assert.ok(restored.machineId);
+    const info = await hypervisor.getMachine(restored.machineId);
+    assert.deepEqual(
+      info.disks.map((d) => [d.id, d.sizeBytes]),
+      [
+        ['2', MiB],
+        ['5', 2 * MiB],
+      ],
+    );
+    const vbds = (
+      fx.sim.db.get('VM', fx.sim.db.byUuid('VM', restored.machineId))['VBDs'] as string[]
+    )
+      .map((ref) => fx.sim.db.get('VBD', ref))
+      .map((vbd) => [String(vbd['userdevice']), vbd['bootable']]);
+    assert.deepEqual(vbds.sort(), [
+      ['2', true],
+      ['5', false],
+    ]);
+  } finally {
+    await fx.close();
+  }
+});

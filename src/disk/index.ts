@@ -13,3 +13,4 @@ export * from './nbd-disk.ts';
 export * from './nbd-sink.ts';
 export * from './vhd-disk.ts';
 export * from './read-ahead.ts';
+export * from './raw-file-disk.ts';

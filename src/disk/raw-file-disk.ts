@@ -23,7 +23,7 @@ import {
   type DiskSource,
   type ReadBlocksOptions,
 } from './disk.ts';
-import { CoreError } from '../core/index.ts';
+import { CoreError, throwIfAborted } from '../core/index.ts';
 
 export interface RawFileSourceOptions {
   readonly blockSizeBytes: number;
@@ -102,6 +102,8 @@ export const WRITEBACK_STEP_BYTES = 64 * 1024 * 1024;
 export class RawFileSink implements DiskSink {
   readonly sizeBytes: number;
   readonly #handle: FileHandle;
+  /** Blocks written so far (zero blocks are skipped, not written). */
+  writtenBlocks = 0;
   #unsyncedBytes = 0;
   #writeback: Promise<void> | undefined;
   #writebackError: Error | undefined;
@@ -130,6 +132,7 @@ export class RawFileSink implements DiskSink {
       );
       doneBytes += bytesWritten;
     }
+    this.writtenBlocks += 1;
     this.#unsyncedBytes += data.length;
     if (this.#unsyncedBytes >= WRITEBACK_STEP_BYTES && this.#writeback === undefined) {
       this.#unsyncedBytes = 0;
@@ -140,6 +143,12 @@ export class RawFileSink implements DiskSink {
         })
         .finally(() => (this.#writeback = undefined));
     }
+  }
+
+  /** Closes without the final fsync (after a failure: nothing of the file is relied on). */
+  async abandon(): Promise<void> {
+    await this.#writeback;
+    await this.#handle.close();
   }
 
   async close(): Promise<void> {
@@ -153,9 +162,16 @@ export class RawFileSink implements DiskSink {
   }
 }
 
-/** Creates (or truncates) `path` as a sparse file of `sizeBytes`, ready for a restore. */
-export async function openRawFileSink(path: string, sizeBytes: number): Promise<RawFileSink> {
-  const handle = await open(path, 'w');
+/**
+ * Creates (or truncates; with `exclusive`, only creates) `path` as a sparse file of `sizeBytes`,
+ * ready for a restore.
+ */
+export async function openRawFileSink(
+  path: string,
+  sizeBytes: number,
+  options: { exclusive?: boolean } = {},
+): Promise<RawFileSink> {
+  const handle = await open(path, options.exclusive === true ? 'wx' : 'w');
   try {
     await handle.truncate(sizeBytes);
     return new RawFileSink(handle, sizeBytes);
@@ -163,4 +179,33 @@ export async function openRawFileSink(path: string, sizeBytes: number): Promise<
     await handle.close();
     throw error;
   }
+}
+
+/**
+ * Writes a full source as a sparse raw file at `path` (zero blocks stay holes, each block is
+ * released once written, the file is fsynced); returns the number of blocks written.
+ */
+export async function writeRawFile(
+  source: DiskSource,
+  path: string,
+  options: { signal?: AbortSignal; exclusive?: boolean } = {},
+): Promise<number> {
+  const { signal } = options;
+  const sink = await openRawFileSink(
+    path,
+    source.sizeBytes,
+    options.exclusive === undefined ? {} : { exclusive: options.exclusive },
+  );
+  try {
+    for await (const block of source.readBlocks(signal === undefined ? {} : { signal })) {
+      throwIfAborted(signal);
+      await sink.writeBlock(block.index, block.data, source.blockSizeBytes);
+      block.release?.();
+    }
+  } catch (error) {
+    await sink.abandon().catch(() => undefined);
+    throw error;
+  }
+  await sink.close();
+  return sink.writtenBlocks;
 }

@@ -50,10 +50,10 @@ export async function forEachParallel<T>(
 }
 
 export class WritebackQueue {
-  readonly #waiting: string[] = [];
+  /** Queued fsyncs, each started by calling its `start`. */
+  readonly #waiting: (() => void)[] = [];
   /** Scheduled and not finished: resolves true when the fsync succeeded. */
   readonly #inFlight = new Map<string, Promise<boolean>>();
-  readonly #starters = new Map<string, () => void>();
   #running = 0;
   #parallelism = BACKGROUND_SYNC_PARALLELISM;
 
@@ -79,8 +79,7 @@ export class WritebackQueue {
       }
     });
     this.#inFlight.set(path, done);
-    this.#starters.set(path, start);
-    this.#waiting.push(path);
+    this.#waiting.push(start);
     this.#pump();
   }
 
@@ -97,12 +96,10 @@ export class WritebackQueue {
 
   #pump(): void {
     while (this.#running < this.#parallelism) {
-      const path = this.#waiting.shift();
-      if (path === undefined) return;
-      const start = this.#starters.get(path);
-      this.#starters.delete(path);
+      const start = this.#waiting.shift();
+      if (start === undefined) return;
       this.#running += 1;
-      start?.();
+      start();
     }
   }
 }

@@ -71,37 +71,3 @@ export async function openRawFileSource(
     throw error;
   }
 }
-
-/** Writes a full DiskSource as a sparse raw file (zero blocks are left as holes). */
-export async function writeRawFile(
-  source: DiskSource,
-  path: string,
-  signal?: AbortSignal,
-): Promise<void> {
-  const handle = await open(path, 'w');
-  try {
-    await handle.truncate(source.sizeBytes);
-    for await (const { index, data, release } of source.readBlocks(
-      signal === undefined ? {} : { signal },
-    )) {
-      if (isZeroBlock(data)) {
-        release?.();
-        continue;
-      }
-      let written = 0;
-      while (written < data.length) {
-        const { bytesWritten } = await handle.write(
-          data,
-          written,
-          data.length - written,
-          index * source.blockSizeBytes + written,
-        );
-        written += bytesWritten;
-      }
-      release?.();
-    }
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-}

@@ -3,10 +3,10 @@
  * chain, flattened) → raw, or a chain → one dynamic VHD. The input format is detected from the
  * file (a "conectix" footer); the output format from `--to` or the output extension (.vhd).
  */
-import { openVhdFileDisk, type DiskSource } from '../../disk/index.ts';
+import { openVhdFileDisk, writeRawFile, type DiskSource } from '../../disk/index.ts';
 import { FOOTER_COOKIE, openFileByteSource, writeVhdFile } from '../../vhd/index.ts';
 import { CoreError } from '../../core/index.ts';
-import { openRawFileSource, writeRawFile } from './raw-file-source.ts';
+import { openRawFileSource } from './raw-file-source.ts';
 
 export type ImageFormat = 'raw' | 'vhd';
 

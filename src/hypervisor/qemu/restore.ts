@@ -10,13 +10,13 @@
  * (`restoreThroughNbd`): no temporary raw file, and an in-place restore keeps the image's bitmaps.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises';
+import { mkdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { throwIfAborted } from '../../core/index.ts';
 import {
   blockCountFor,
   blockLengthBytes,
   isZeroBlock,
+  writeRawFile,
   zeroBlock,
   type DiskSource,
 } from '../../disk/index.ts';
@@ -50,23 +50,10 @@ async function writeSparseRaw(
       'a restore needs a full disk source (a restore point), not a delta',
     );
   }
-  const file = await open(path, 'wx');
-  let written = 0;
-  try {
-    await file.truncate(source.sizeBytes);
-    for await (const block of source.readBlocks(signal === undefined ? {} : { signal })) {
-      throwIfAborted(signal);
-      if (!isZeroBlock(block.data)) {
-        await file.write(block.data, 0, block.data.length, block.index * source.blockSizeBytes);
-        written += 1;
-      }
-      block.release?.();
-    }
-    await file.sync();
-  } finally {
-    await file.close();
-  }
-  return written;
+  return writeRawFile(source, path, {
+    exclusive: true,
+    ...(signal === undefined ? {} : { signal }),
+  });
 }
 
 export async function restoreIntoImageFile(

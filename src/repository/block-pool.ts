@@ -283,9 +283,11 @@ export class BlockWorkerPool {
           details: { key },
         });
       }
-      if (codec === CODEC_NONE) return payload;
+      // Into the caller's buffer when given, so the object's memory can be reused at once.
+      if (codec === CODEC_NONE && into?.length !== lengthBytes) return payload;
       const plain = into?.length === lengthBytes ? into : Buffer.allocUnsafe(lengthBytes);
-      slot.output.copy(plain, 0, 0, lengthBytes);
+      if (codec === CODEC_NONE) payload.copy(plain);
+      else slot.output.copy(plain, 0, 0, lengthBytes);
       return plain;
     });
   }

@@ -44,6 +44,8 @@ import {
 
 export class NbdClient implements DirectReadHandler {
   readonly info: NbdExportInfo;
+  /** Whether replies are read into chosen memory (`onread`) rather than through 'data' events. */
+  readonly directReads: boolean;
   /** Largest READ/WRITE request sent (max payload, capped at 32 MiB, multiple of the minimum). */
   readonly maxIoBytes: number;
   /** Reads longer than this are sent as several requests into one buffer. */
@@ -101,6 +103,7 @@ export class NbdClient implements DirectReadHandler {
       structuredReplies: info.structuredReplies,
     });
     this.#staging = input?.staging;
+    this.directReads = input !== undefined;
     if (input !== undefined) input.setHandler(this);
     else
       socket.on('data', (chunk: Buffer) => {

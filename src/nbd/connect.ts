@@ -4,12 +4,14 @@
  * by a timeout and an abort signal.
  */
 import { createConnection, type Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { CoreError } from '../core/index.ts';
 import { NbdClient } from './client.ts';
 import { DEFAULT_REQUEST_TIMEOUT_MS } from './client-options.ts';
 import { NbdError } from './errors.ts';
 import { runNbdHandshake } from './handshake.ts';
 import { SocketInput } from './socket-input.ts';
+import { attachTlsDirectReads } from './tls-direct-reads.ts';
 import { loadNbdTlsMaterial, startNbdTls, type NbdTlsMaterial, type NbdTlsOptions } from './tls.ts';
 import { formatNbdUri, parseNbdUri, type NbdEndpoint, type NbdTarget } from './uri.ts';
 
@@ -96,8 +98,9 @@ export async function openNbdClient(options: OpenNbdClientOptions): Promise<NbdC
   let socket: Socket | undefined;
   let timer: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
+  let tlsReads: SocketInput | undefined;
   const opening = (async () => {
-    // Plain sockets read through SocketInput (direct reads); TLS needs a classic socket.
+    // Plain sockets read through SocketInput from the start; TLS sockets once their handshake is over.
     const input =
       material === undefined && options.directReads !== false ? new SocketInput() : undefined;
     socket = await connectSocket(target.endpoint, input);
@@ -122,12 +125,20 @@ export async function openNbdClient(options: OpenNbdClientOptions): Promise<NbdC
       },
       input,
     );
+    // TLS: after the handshake, decrypted records go straight to the client's buffers too.
+    const tlsInput =
+      material !== undefined &&
+      options.directReads !== false &&
+      result.socket instanceof TLSSocket &&
+      attachTlsDirectReads(result.socket, (tlsReads ??= new SocketInput()))
+        ? tlsReads
+        : undefined;
     return new NbdClient(
       result.socket,
       result.info,
       result.leftover,
       options.requestTimeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS,
-      input,
+      input ?? tlsInput,
       options.readRequestBytes,
       options.maxRequestsInFlight,
     );

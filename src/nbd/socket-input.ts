@@ -2,7 +2,8 @@
  * How bytes come off a plain NBD socket. Node's 'data' events allocate a 64 KiB buffer per read
  * and copy once more into the destination; with `onread` the socket reads into memory we choose:
  * a reused staging buffer for headers, and, while inside READ data, the destination buffer itself
- * (the kernel copies straight into the block the consumer gets). TLS sockets keep 'data' events.
+ * (the kernel copies straight into the block the consumer gets). TLS sockets get the same after
+ * their handshake through tls-direct-reads.ts (the TLS layer decrypts into that memory).
  */
 export interface DirectReadHandler {
   /** The memory the next read goes into. */

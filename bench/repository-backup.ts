@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { GiB, MiB, formatBytes } from '../src/core/index.ts';
 import { BlockSet, type Block, type DiskSource } from '../src/disk/index.ts';
-import { openRawFileSink, openRawFileSource } from '../src/disk/raw-file-disk.ts';
+import { openRawFileSource, writeRawFile } from '../src/disk/raw-file-disk.ts';
 import { LocalObjectStore } from '../src/storage/index.ts';
 import { openPointDisk, Repository, writeBackup } from '../src/repository/index.ts';
 
@@ -114,9 +114,25 @@ async function main(): Promise<void> {
       `image: ${formatBytes(SIZE)} of /usr/lib content (${formatBytes(data.length)} corpus, blocks made unique)`,
     );
 
-    const cpSeconds = sh(`cp ${image} ${join(work, 'copy.raw')} && sync`);
-    await rm(join(work, 'copy.raw'));
-    sh('sync');
+    // `cp` + `sync` varies by ±30 % from run to run on this guest's disk (ours repeats within a
+    // few %): the reference is the median of REFERENCE_RUNS runs (default 3), all printed.
+    const referenceRuns = Number(process.env['REFERENCE_RUNS'] ?? 3);
+    const cpSync = async (): Promise<{ seconds: number; all: string }> => {
+      const times: number[] = [];
+      for (let run = 0; run < referenceRuns; run += 1) {
+        sh('sync');
+        times.push(sh(`cp ${image} ${join(work, 'copy.raw')} && sync`));
+        await rm(join(work, 'copy.raw'));
+      }
+      sh('sync');
+      const sorted = [...times].sort((a, b) => a - b);
+      return {
+        seconds: sorted[Math.floor(sorted.length / 2)] ?? 0,
+        all: times.map((t) => t.toFixed(2)).join(' '),
+      };
+    };
+    const cpKey = await cpSync();
+    const cpSeconds = cpKey.seconds;
 
     const store = new LocalObjectStore(join(work, 'repo'), {
       syncMethod: process.env['SYNC_METHOD'] === 'syncfs' ? 'syncfs' : 'fsync',
@@ -149,7 +165,7 @@ async function main(): Promise<void> {
     await source.close();
     const keySeconds = (performance.now() - start) / 1000;
     console.log(
-      `key backup: ${keySeconds.toFixed(2)} s, ${cpuSeconds()} CPU-s (${formatBytes(SIZE / keySeconds)}/s, stored ${formatBytes(key.disks[0]?.storedBytes ?? 0)}) vs cp+sync ${cpSeconds.toFixed(2)} s -> ratio ${(cpSeconds / keySeconds).toFixed(2)}x (goal >= 0.6x)`,
+      `key backup: ${keySeconds.toFixed(2)} s, ${cpuSeconds()} CPU-s (${formatBytes(SIZE / keySeconds)}/s, stored ${formatBytes(key.disks[0]?.storedBytes ?? 0)}) vs cp+sync median ${cpSeconds.toFixed(2)} s (${cpKey.all}) -> ratio ${(cpSeconds / keySeconds).toFixed(2)}x (goal >= 0.6x)`,
     );
 
     const deltaSeconds: number[] = [];
@@ -168,9 +184,8 @@ async function main(): Promise<void> {
       `delta backup (1 % = ${Math.round(BLOCKS / 100)} blocks): ${delta.toFixed(3)} s = ${((100 * delta) / keySeconds).toFixed(2)} % of key (goal <= 3 %); 9 deltas: ${deltaSeconds.map((s) => s.toFixed(3)).join(' ')}`,
     );
 
-    sh('sync');
-    const cpRestoreSeconds = sh(`cp ${image} ${join(work, 'copy.raw')} && sync`);
-    await rm(join(work, 'copy.raw'));
+    const cpRestore = await cpSync();
+    const cpRestoreSeconds = cpRestore.seconds;
     const points = await repo.listPoints('vm');
     const newest = points.at(-1);
     if (newest === undefined) throw new Error('no points');
@@ -179,15 +194,10 @@ async function main(): Promise<void> {
     const readAhead = Number(process.env['READ_AHEAD'] ?? 8);
     const disk = await openPointDisk(repo, 'vm', newest.pointId, 'd', { readAhead });
     const out = join(work, 'restored.raw');
-    const sink = await openRawFileSink(out, disk.sizeBytes);
-    for await (const block of disk.readBlocks()) {
-      await sink.writeBlock(block.index, block.data, BLOCK);
-      block.release?.(); // as restores do: the buffer serves a later block
-    }
-    await sink.close();
+    await writeRawFile(disk, out); // the loop of restores to a file or QEMU raw image
     const restoreSeconds = (performance.now() - start) / 1000;
     console.log(
-      `restore of a ${points.length}-point chain (read-ahead ${readAhead}): ${restoreSeconds.toFixed(2)} s, ${cpuSeconds()} CPU-s (${formatBytes(SIZE / restoreSeconds)}/s) vs cp+sync ${cpRestoreSeconds.toFixed(2)} s -> ratio ${(cpRestoreSeconds / restoreSeconds).toFixed(2)}x (goal >= 0.9x)`,
+      `restore of a ${points.length}-point chain (read-ahead ${readAhead}): ${restoreSeconds.toFixed(2)} s, ${cpuSeconds()} CPU-s (${formatBytes(SIZE / restoreSeconds)}/s) vs cp+sync median ${cpRestoreSeconds.toFixed(2)} s (${cpRestore.all}) -> ratio ${(cpRestoreSeconds / restoreSeconds).toFixed(2)}x (goal >= 0.9x)`,
     );
     execFileSync('cmp', [image, out]);
     console.log('restored image equals the source (cmp)');

@@ -7,6 +7,10 @@
  * nothing. `take` of a shorter length returns the start of a pooled buffer (a partial last block,
  * a compressed object); `give` accepts only what `take` lent, once, and keeps at most `maxFree`
  * buffers; anything else is left to the garbage collector.
+ *
+ * The memory is a SharedArrayBuffer: worker threads (the repository's block workers) can then
+ * hash, compress and decompress a block in place, with no copy into and out of their own memory.
+ * For every other use it is an ordinary Buffer.
  */
 import type { Block } from './disk.ts';
 
@@ -25,7 +29,7 @@ export class BlockBuffers {
   /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */
   take(lengthBytes: number): Buffer {
     if (lengthBytes > this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
-    const buffer = this.#free.pop() ?? Buffer.allocUnsafeSlow(this.lengthBytes);
+    const buffer = this.#free.pop() ?? Buffer.from(new SharedArrayBuffer(this.lengthBytes));
     this.#lent.add(buffer.buffer);
     return lengthBytes === this.lengthBytes ? buffer : buffer.subarray(0, lengthBytes);
   }

@@ -5,25 +5,35 @@
  * source takes its buffers here and yields blocks whose `release()` gives them back; consumers
  * that call `release()` (the repository writer, restore loops) make the steady state allocate
  * nothing. `take` of a shorter length returns the start of a pooled buffer (a partial last block,
- * a compressed object); `give` accepts only what `take` lent, once, and keeps at most `maxFree`
- * buffers; anything else is left to the garbage collector.
+ * a compressed object); `give` accepts only what `take` lent, once; anything else is left to the
+ * garbage collector.
  *
  * The memory is a SharedArrayBuffer: worker threads (the repository's block workers) can then
  * hash, compress and decompress a block in place, with no copy into and out of their own memory.
- * For every other use it is an ordinary Buffer.
+ * For every other use it is an ordinary Buffer. V8 collects unreachable SharedArrayBuffers
+ * lazily (a process reading disk after disk grew by ~130 MiB per disk before a collection), so
+ * free buffers are not kept per instance but in one free list per length for the whole process:
+ * the next disk reuses the previous disk's buffers. A give keeps the buffer while that list is
+ * shorter than the giver's `maxFree`, so what stays allocated when idle is bounded by the largest
+ * `maxFree` in use (an NBD disk's read-ahead window, 64 MiB by default).
  */
 import type { Block } from './disk.ts';
 
 export class BlockBuffers {
   readonly lengthBytes: number;
   readonly maxFree: number;
-  readonly #free: Buffer[] = [];
+  /** Free buffers by length, shared by every instance of the process. */
+  static readonly #freeByLength = new Map<number, Buffer[]>();
+  readonly #free: Buffer[];
   /** Buffers handed out and not yet given back: a buffer is accepted back only once. */
   readonly #lent = new WeakSet<ArrayBufferLike>();
 
   constructor(lengthBytes: number, maxFree = 16) {
     this.lengthBytes = lengthBytes;
     this.maxFree = maxFree;
+    let free = BlockBuffers.#freeByLength.get(lengthBytes);
+    if (free === undefined) BlockBuffers.#freeByLength.set(lengthBytes, (free = []));
+    this.#free = free;
   }
 
   /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */

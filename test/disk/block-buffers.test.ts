@@ -51,6 +51,21 @@ test('the free list is bounded by maxFree', () => {
   assert.equal(reused.length, 1);
 });
 
+test('free buffers are shared by every instance of a length (the next disk reuses them)', () => {
+  const length = 4096 + 77; // a length no other test uses
+  const first = new BlockBuffers(length, 8);
+  const taken = [first.take(length), first.take(length), first.take(length)];
+  assert.ok(taken.every((buffer) => buffer.buffer instanceof SharedArrayBuffer));
+  for (const buffer of taken) first.give(buffer);
+  const second = new BlockBuffers(length, 8);
+  const again = [second.take(length), second.take(length), second.take(length)];
+  for (const buffer of again) assert.ok(taken.some((t) => t.buffer === buffer.buffer));
+  first.give(again[0] ?? assert.fail()); // lent by the second instance: not the first's to give
+  const fresh = second.take(length);
+  assert.ok(!taken.some((t) => t.buffer === fresh.buffer));
+  assert.equal(new BlockBuffers(length + 1).take(length + 1).length, length + 1);
+});
+
 /** A source whose blocks come from `buffers`, recording every release. */
 function recyclingSource(buffers: BlockBuffers, count: number, released: number[]): DiskSource {
   return {

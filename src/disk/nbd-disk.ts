@@ -81,10 +81,12 @@ class NbdDiskSource implements NbdDisk {
       options.maxInFlightBytes ?? DEFAULT_NBD_DISK_IN_FLIGHT_BYTES,
       options.blockSizeBytes,
     );
-    // Enough free buffers to refill the whole read-ahead window without allocating.
+    // Enough free buffers to refill the whole read-ahead window without allocating. Private
+    // memory: the client copies reply bytes into blocks, which is slow into shared memory.
     this.#buffers = new BlockBuffers(
       options.blockSizeBytes,
       Math.ceil(this.#windowBytes / options.blockSizeBytes) + 4,
+      'private',
     );
     this.#signal = options.signal;
     this.transport = {

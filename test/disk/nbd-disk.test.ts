@@ -79,6 +79,8 @@ async function readAll(disk: DiskSource): Promise<number[]> {
       block.data.equals(raw.subarray(start, start + block.data.length)),
       `block ${block.index}`,
     );
+    // Private memory: the client copies reply bytes into blocks (slow into shared memory).
+    assert.ok(!(block.data.buffer instanceof SharedArrayBuffer), 'NBD blocks use private memory');
     seen.push(block.index);
   }
   return seen;

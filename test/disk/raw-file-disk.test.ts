@@ -27,6 +27,8 @@ test('raw file source yields every block in order; sink keeps zero blocks as hol
     for await (const block of source.readBlocks()) {
       assert.equal(block.index, previous + 1);
       previous = block.index;
+      // Shared memory: block workers hash and compress file blocks in place.
+      assert.ok(block.data.buffer instanceof SharedArrayBuffer, 'file blocks use shared memory');
       assert.deepEqual(
         block.data,
         image.subarray(

@@ -120,7 +120,10 @@ async function memoryBench(work: string): Promise<void> {
     });
     const disk = await openPointDisk(repo, 'vm', delta.pointId, 'd');
     let readBytes = 0;
-    for await (const block of disk.readBlocks()) readBytes += block.data.length;
+    for await (const block of disk.readBlocks()) {
+      readBytes += block.data.length;
+      block.release?.(); // as restores do
+    }
     await removePoint(repo, 'vm', key.pointId);
     clearInterval(sampler);
     peak = Math.max(peak, process.memoryUsage.rss(), process.resourceUsage().maxRSS * 1024);

@@ -38,6 +38,8 @@ export class BlockBuffers {
   readonly #free: Buffer[];
   /** Buffers handed out and not yet given back: a buffer is accepted back only once. */
   readonly #lent = new WeakSet<ArrayBufferLike>();
+  /** Shared buffers handed out and not given back (see take). */
+  #sharedOut = 0;
 
   constructor(lengthBytes: number, maxFree = 16, memory: BlockMemory = 'shared') {
     this.lengthBytes = lengthBytes;
@@ -52,11 +54,16 @@ export class BlockBuffers {
   /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */
   take(lengthBytes: number): Buffer {
     if (lengthBytes > this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
+    // V8 does not count SharedArrayBuffer memory towards collecting garbage, so shared buffers
+    // a consumer drops without release() pile up (1 TiB restore read: 2 GiB of RSS). Past
+    // `maxFree` shared buffers out, new ones are private: a consumer that releases stays below,
+    // one that does not leaks at most `maxFree` shared buffers before the collector sees the rest.
     const buffer =
       this.#free.pop() ??
-      (this.memory === 'shared'
+      (this.memory === 'shared' && this.#sharedOut < this.maxFree
         ? Buffer.from(new SharedArrayBuffer(this.lengthBytes))
         : Buffer.allocUnsafeSlow(this.lengthBytes));
+    if (buffer.buffer instanceof SharedArrayBuffer) this.#sharedOut += 1;
     this.#lent.add(buffer.buffer);
     return lengthBytes === this.lengthBytes ? buffer : buffer.subarray(0, lengthBytes);
   }
@@ -66,6 +73,7 @@ export class BlockBuffers {
     const memory = buffer.buffer;
     if (!this.#lent.has(memory)) return;
     this.#lent.delete(memory);
+    if (memory instanceof SharedArrayBuffer) this.#sharedOut -= 1;
     if (this.#free.length < this.maxFree) this.#free.push(Buffer.from(memory, 0, this.lengthBytes));
   }
 

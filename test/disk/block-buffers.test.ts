@@ -66,6 +66,27 @@ test('free buffers are shared by every instance of a length (the next disk reuse
   assert.equal(new BlockBuffers(length + 1).take(length + 1).length, length + 1);
 });
 
+test('a consumer that never gives back gets private memory after maxFree shared buffers', () => {
+  const length = 8192 + 13; // a length no other test uses
+  const buffers = new BlockBuffers(length, 3);
+  const kept = Array.from({ length: 6 }, () => buffers.take(length));
+  const shared = kept.map((buffer) => buffer.buffer instanceof SharedArrayBuffer);
+  assert.deepEqual(shared, [true, true, true, false, false, false]);
+  // Given back, the shared ones are out no more: they are reused, then a fresh one is shared.
+  for (const buffer of kept.slice(0, 3)) buffers.give(buffer);
+  const reused = [buffers.take(length), buffers.take(length)];
+  assert.ok(reused.every((buffer) => kept.slice(0, 3).some((k) => k.buffer === buffer.buffer)));
+  buffers.give(reused[0] ?? assert.fail());
+  buffers.give(reused[1] ?? assert.fail());
+  const more = Array.from({ length: 4 }, () => buffers.take(length));
+  assert.deepEqual(
+    more.map((buffer) => buffer.buffer instanceof SharedArrayBuffer),
+    [true, true, true, false],
+  );
+  const privateOnly = new BlockBuffers(length + 1, 3, 'private');
+  assert.ok(!(privateOnly.take(length + 1).buffer instanceof SharedArrayBuffer));
+});
+
 /** A source whose blocks come from `buffers`, recording every release. */
 function recyclingSource(buffers: BlockBuffers, count: number, released: number[]): DiskSource {
   return {

@@ -37,6 +37,7 @@ test('raw file source yields every block in order; sink keeps zero blocks as hol
         ),
       );
       await sink.writeBlock(block.index, block.data, blockSizeBytes);
+      block.release?.(); // as restores do: the source reuses the buffer
     }
     await sink.close();
     await source.close();

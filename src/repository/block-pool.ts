@@ -270,7 +270,14 @@ export class BlockWorkerPool {
       );
     }
     const dataRef = sharedRef(data);
-    if (dataRef !== undefined) return this.#encodeInPlace(data, dataRef);
+    if (dataRef !== undefined) {
+      // Shared object memory too, unless many objects are out (then BlockBuffers hands out
+      // ordinary memory, and the slots do the work).
+      const whole = this.#objects.take(BLOCK_HEADER_BYTES + this.blockCapacityBytes);
+      const wholeRef = sharedRef(whole);
+      if (wholeRef !== undefined) return this.#encodeInPlace(data, dataRef, whole, wholeRef);
+      this.#objects.give(whole);
+    }
     return this.#withSlot(async (slot) => {
       data.copy(slot.input);
       const result = await this.#run({ op: 'encode', slot: slot.index, lengthBytes: data.length });
@@ -303,10 +310,9 @@ export class BlockWorkerPool {
   async #encodeInPlace(
     data: Buffer,
     dataRef: SharedRef,
+    whole: Buffer,
+    wholeRef: SharedRef,
   ): Promise<{ hash: Buffer; object: Buffer }> {
-    const whole = this.#objects.take(BLOCK_HEADER_BYTES + this.blockCapacityBytes);
-    const wholeRef = sharedRef(whole);
-    if (wholeRef === undefined) throw new RepositoryError('REPO_INVALID_REQUEST', 'object memory');
     let result: KernelResult;
     try {
       result = await this.#run({ op: 'encodeInPlace', data: dataRef, object: wholeRef });

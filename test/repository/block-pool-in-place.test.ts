@@ -72,6 +72,29 @@ test('in place and through slots: identical objects, input untouched, decoded in
   }
 });
 
+test('many objects out at once: encoding goes on through the slots, every object intact', async () => {
+  const pool = new BlockWorkerPool(2, { codec: 'zstd', level: 1 }, capacityBytes);
+  const buffers = new BlockBuffers(capacityBytes, 64);
+  try {
+    const blocks = Array.from({ length: 40 }, (_, i) => {
+      const block = buffers.take(capacityBytes);
+      block.fill(i);
+      randomFillSync(block, 0, (i % 4) * 1024);
+      return block;
+    });
+    // None recycled: past the object pool's shared budget, objects are ordinary memory.
+    const encoded = await Promise.all(blocks.map((block) => pool.encode(block)));
+    assert.ok(encoded.some(({ object }) => !(object.buffer instanceof SharedArrayBuffer)));
+    encoded.forEach(({ hash, object }, i) => {
+      const key = blockKey('vm', 'chain', hash);
+      const block = blocks[i] ?? assert.fail();
+      assert.ok(decodeBlockObject(key, object, hash, capacityBytes).equals(block), `block ${i}`);
+    });
+  } finally {
+    await pool.close();
+  }
+});
+
 test('a corrupt object decoded in place is REPO_BLOCK_CORRUPT naming it', async () => {
   const pool = new BlockWorkerPool(1, { codec: 'zstd', level: 1 }, capacityBytes);
   const buffers = new BlockBuffers(capacityBytes);

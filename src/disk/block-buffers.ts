@@ -12,10 +12,11 @@
  * can then hash, compress and decompress a block in place, with no copy into and out of their own
  * memory; see BlockMemory for when not. V8 collects unreachable SharedArrayBuffers
  * lazily (a process reading disk after disk grew by ~130 MiB per disk before a collection), so
- * free buffers are not kept per instance but in one free list per length for the whole process:
- * the next disk reuses the previous disk's buffers. A give keeps the buffer while that list is
- * shorter than the giver's `maxFree`, so what stays allocated when idle is bounded by the largest
- * `maxFree` in use (an NBD disk's read-ahead window, 64 MiB by default).
+ * free buffers are not kept per instance but in one free list per memory kind and length for the
+ * whole process: the next disk reuses the previous disk's buffers. A give keeps the buffer while
+ * that list is shorter than the giver's `maxFree`, so what stays allocated when idle is, per
+ * list, the largest `maxFree` in use: with 2 MiB blocks about 72 MiB for NBD disks (their
+ * read-ahead window), 32 MiB for files and restore points, 32 MiB for block objects.
  */
 import type { Block } from './disk.ts';
 

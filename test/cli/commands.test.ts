@@ -5,28 +5,11 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { MiB } from '../../src/core/index.ts';
 import { runCli } from '../../src/cli/run-cli.ts';
 import { DemoMachine } from '../../src/cli/demo/demo-machine.ts';
 import { makeTempDir } from '../harness/index.ts';
-
-function capture() {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        append(chunk.toString());
-        cb();
-      },
-    });
-  return {
-    io: { stdout: stream((s) => (out += s)), stderr: stream((s) => (err += s)), env: {} },
-    out: () => out,
-    err: () => err,
-  };
-}
+import { captureIo } from './capture-io.ts';
 
 test('CLI: configure, run twice, list, restore bit-exact, verify, prune, copy, logs', async () => {
   const tmp = await makeTempDir('vmd-cli-');
@@ -34,7 +17,7 @@ test('CLI: configure, run twice, list, restore bit-exact, verify, prune, copy, l
   try {
     const dataDir = join(tmp.path, 'data');
     const cli = async (...args: string[]) => {
-      const c = capture();
+      const c = captureIo();
       const code = await runCli([...args, '--data-dir', dataDir], c.io);
       process.exitCode = 0;
       return { code, out: c.out(), err: c.err() };

@@ -6,7 +6,6 @@ import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { MiB } from '../../src/core/index.ts';
 import { runCli } from '../../src/cli/run-cli.ts';
 import { formatProgressLine, progressRenderer } from '../../src/cli/render/progress.ts';
@@ -14,28 +13,9 @@ import { deltaSource, fullSource } from '../repository/helpers.ts';
 import { Repository, writeBackup } from '../../src/repository/index.ts';
 import { LocalObjectStore } from '../../src/storage/index.ts';
 import { createImage, makeTempDir, sha256File, startQemuNbd, toRaw } from '../harness/index.ts';
+import { captureIo } from './capture-io.ts';
 
 const FULL_BAR = `\\[${'#'.repeat(20)}\\] 100%`;
-
-function capture(tty: boolean) {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    Object.assign(
-      new Writable({
-        write(chunk: Buffer, _e, cb) {
-          append(chunk.toString());
-          cb();
-        },
-      }),
-      { isTTY: tty },
-    );
-  return {
-    io: { stdout: stream((s) => (out += s)), stderr: stream((s) => (err += s)), env: {} },
-    out: () => out,
-    err: () => err,
-  };
-}
 
 test('formatProgressLine: bar, percent, bytes, objects, rate and ETA', () => {
   const line = formatProgressLine(
@@ -63,7 +43,7 @@ test('formatProgressLine: bar, percent, bytes, objects, rate and ETA', () => {
 
 test('job runs: one bar per disk on a TTY, only phases and results elsewhere', () => {
   for (const tty of [true, false]) {
-    const c = capture(tty);
+    const c = captureIo(tty);
     const sink = progressRenderer(c.io.stderr);
     sink.emit({ type: 'machine-phase', runId: 'r', machineId: 'vm', phase: 'transfer' });
     sink.emit({
@@ -91,7 +71,7 @@ test('backup copy, verify, restore, restore-into, export-vhd-chain, prune and nb
   try {
     const dataDir = join(tmp.path, 'data');
     const cli = async (tty: boolean, ...args: string[]) => {
-      const c = capture(tty);
+      const c = captureIo(tty);
       const code = await runCli(args[0] === 'nbd' ? args : [...args, '--data-dir', dataDir], c.io);
       process.exitCode = 0;
       assert.equal(code, 0, c.out() + c.err());

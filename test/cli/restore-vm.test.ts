@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFile, readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { runCli } from '../../src/cli/run-cli.ts';
 import { makeSimVhdEncoder } from '../xapi-sim/index.ts';
 import { startSim } from '../hypervisor/xapi/sim-fixture.ts';
+import { captureIo } from './capture-io.ts';
 
 const MiB = 1024 * 1024;
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -44,7 +44,7 @@ test('CLI: backup restore-vm recreates a XAPI VM from a restore point', async ()
     const dataDir = join(fx.tmp.path, 'data');
     const nas = join(fx.tmp.path, 'nas');
     const sr = String(fx.sim.db.get('SR', fx.sim.db.srRefs[1])['uuid']);
-    await runCli(['remote', 'list', '--data-dir', dataDir], sinkIo().io); // creates the data dir
+    await runCli(['remote', 'list', '--data-dir', dataDir], captureIo().io); // creates the data dir
     await writeFile(
       join(dataDir, 'config.json'),
       JSON.stringify({
@@ -71,7 +71,7 @@ test('CLI: backup restore-vm recreates a XAPI VM from a restore point', async ()
       }),
     );
     const cli = async (...args: string[]) => {
-      const c = sinkIo();
+      const c = captureIo();
       const code = await runCli([...args, '--data-dir', dataDir], c.io);
       process.exitCode = 0;
       return { code, out: c.out(), err: c.err() };
@@ -154,20 +154,3 @@ test('CLI: backup restore-vm recreates a XAPI VM from a restore point', async ()
     await fx.close();
   }
 });
-
-function sinkIo() {
-  let out = '';
-  let err = '';
-  const stream = (append: (s: string) => void) =>
-    new Writable({
-      write(chunk: Buffer, _e, cb) {
-        append(chunk.toString());
-        cb();
-      },
-    });
-  return {
-    io: { stdout: stream((s) => (out += s)), stderr: stream((s) => (err += s)), env: {} },
-    out: () => out,
-    err: () => err,
-  };
-}

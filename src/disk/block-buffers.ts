@@ -12,11 +12,14 @@
  * can then hash, compress and decompress a block in place, with no copy into and out of their own
  * memory; see BlockMemory for when not. V8 collects unreachable SharedArrayBuffers
  * lazily (a process reading disk after disk grew by ~130 MiB per disk before a collection), so
- * free buffers are not kept per instance but in one free list per memory kind and length for the
- * whole process: the next disk reuses the previous disk's buffers. A give keeps the buffer while
- * that list is shorter than the giver's `maxFree`, so what stays allocated when idle is, per
- * list, the largest `maxFree` in use: with 2 MiB blocks about 72 MiB for NBD disks (their
- * read-ahead window), 32 MiB for files and restore points, 32 MiB for block objects.
+ * free buffers are not kept per instance but in free lists for the whole process, one per memory
+ * kind and length: the next disk reuses the previous disk's buffers, and a buffer goes back to
+ * the list of its own kind (a private one handed out over the shared budget, see take, never
+ * takes a shared one's place). A give keeps the buffer while its list is shorter than the
+ * giver's `maxFree`, so what stays allocated when idle is, per list, the largest `maxFree` in
+ * use: with 2 MiB blocks about 72 MiB for NBD disks (their read-ahead window), 32 MiB for files
+ * and restore points, 32 MiB for block objects (and as much again in private lists for
+ * consumers that went over their shared budget).
  */
 import type { Block } from './disk.ts';
 
@@ -36,7 +39,8 @@ export class BlockBuffers {
   readonly memory: BlockMemory;
   /** Free buffers by memory kind and length, shared by every instance of the process. */
   static readonly #freeLists = new Map<string, Buffer[]>();
-  readonly #free: Buffer[];
+  readonly #sharedFree: Buffer[];
+  readonly #privateFree: Buffer[];
   /** Buffers handed out and not yet given back: a buffer is accepted back only once. */
   readonly #lent = new WeakSet<ArrayBufferLike>();
   /** Shared buffers handed out and not given back (see take). */
@@ -46,10 +50,15 @@ export class BlockBuffers {
     this.lengthBytes = lengthBytes;
     this.maxFree = maxFree;
     this.memory = memory;
-    const listKey = `${memory}:${lengthBytes}`;
-    let free = BlockBuffers.#freeLists.get(listKey);
-    if (free === undefined) BlockBuffers.#freeLists.set(listKey, (free = []));
-    this.#free = free;
+    this.#sharedFree = BlockBuffers.#freeList('shared', lengthBytes);
+    this.#privateFree = BlockBuffers.#freeList('private', lengthBytes);
+  }
+
+  static #freeList(memory: BlockMemory, lengthBytes: number): Buffer[] {
+    const key = `${memory}:${lengthBytes}`;
+    let free = BlockBuffers.#freeLists.get(key);
+    if (free === undefined) BlockBuffers.#freeLists.set(key, (free = []));
+    return free;
   }
 
   /** A buffer of `lengthBytes` (reused when one was given back, else new; contents undefined). */
@@ -57,14 +66,15 @@ export class BlockBuffers {
     if (lengthBytes > this.lengthBytes) return Buffer.allocUnsafe(lengthBytes);
     // V8 does not count SharedArrayBuffer memory towards collecting garbage, so shared buffers
     // a consumer drops without release() pile up (1 TiB restore read: 2 GiB of RSS). Past
-    // `maxFree` shared buffers out, new ones are private: a consumer that releases stays below,
+    // `maxFree` shared buffers out, buffers are private: a consumer that releases stays below,
     // one that does not leaks at most `maxFree` shared buffers before the collector sees the rest.
-    const buffer =
-      this.#free.pop() ??
-      (this.memory === 'shared' && this.#sharedOut < this.maxFree
-        ? Buffer.from(new SharedArrayBuffer(this.lengthBytes))
-        : Buffer.allocUnsafeSlow(this.lengthBytes));
-    if (buffer.buffer instanceof SharedArrayBuffer) this.#sharedOut += 1;
+    let buffer: Buffer;
+    if (this.memory === 'shared' && this.#sharedOut < this.maxFree) {
+      buffer = this.#sharedFree.pop() ?? Buffer.from(new SharedArrayBuffer(this.lengthBytes));
+      this.#sharedOut += 1;
+    } else {
+      buffer = this.#privateFree.pop() ?? Buffer.allocUnsafeSlow(this.lengthBytes);
+    }
     this.#lent.add(buffer.buffer);
     return lengthBytes === this.lengthBytes ? buffer : buffer.subarray(0, lengthBytes);
   }
@@ -74,8 +84,10 @@ export class BlockBuffers {
     const memory = buffer.buffer;
     if (!this.#lent.has(memory)) return;
     this.#lent.delete(memory);
-    if (memory instanceof SharedArrayBuffer) this.#sharedOut -= 1;
-    if (this.#free.length < this.maxFree) this.#free.push(Buffer.from(memory, 0, this.lengthBytes));
+    const shared = memory instanceof SharedArrayBuffer;
+    if (shared) this.#sharedOut -= 1;
+    const free = shared ? this.#sharedFree : this.#privateFree;
+    if (free.length < this.maxFree) free.push(Buffer.from(memory, 0, this.lengthBytes));
   }
 
   /** `{index, data}` with a `release` that gives `data` back (once). */

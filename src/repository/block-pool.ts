@@ -327,8 +327,9 @@ export class BlockWorkerPool {
     }
     const payloadLengthBytes = payloadBytes ?? data.length;
     const object = whole.subarray(0, BLOCK_HEADER_BYTES + payloadLengthBytes);
-    writeBlockHeader(object, codec, data.length, payloadLengthBytes, toBuffer(hash));
-    return { hash: toBuffer(hash), object };
+    const hashBuffer = toBuffer(hash);
+    writeBlockHeader(object, codec, data.length, payloadLengthBytes, hashBuffer);
+    return { hash: hashBuffer, object };
   }
 
   /**

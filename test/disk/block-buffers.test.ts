@@ -42,8 +42,8 @@ test('shorter takes are views of pooled buffers; longer ones are never pooled', 
   assert.notEqual(buffers.take(1024).buffer, long.buffer);
 });
 
-test('the free list is bounded by maxFree', () => {
-  const buffers = new BlockBuffers(64, 1);
+test('each free list is bounded by maxFree', () => {
+  const buffers = new BlockBuffers(64, 1, 'private');
   const taken = [buffers.take(64), buffers.take(64)];
   for (const buffer of taken) buffers.give(buffer);
   const again = [buffers.take(64), buffers.take(64)];
@@ -83,6 +83,14 @@ test('a consumer that never gives back gets private memory after maxFree shared 
     more.map((buffer) => buffer.buffer instanceof SharedArrayBuffer),
     [true, true, true, false],
   );
+  // Private buffers given back go to their own list: they never stand in for shared ones.
+  for (const buffer of [...more, ...kept.slice(3)]) buffers.give(buffer);
+  const afterAll = Array.from({ length: 4 }, () => buffers.take(length));
+  assert.deepEqual(
+    afterAll.map((buffer) => buffer.buffer instanceof SharedArrayBuffer),
+    [true, true, true, false],
+  );
+  assert.ok(afterAll.every((buffer) => [...kept, ...more].some((k) => k.buffer === buffer.buffer)));
   const privateOnly = new BlockBuffers(length + 1, 3, 'private');
   assert.ok(!(privateOnly.take(length + 1).buffer instanceof SharedArrayBuffer));
 });

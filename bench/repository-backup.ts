@@ -7,40 +7,25 @@
  * Run: node --import tsx bench/repository-backup.ts [workdir]   (needs ~20 GiB free)
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtemp, open, readFile, readdir, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { loadavg } from 'node:os';
 import { GiB, MiB, formatBytes } from '../src/core/index.ts';
 import { BlockSet, type Block, type DiskSource } from '../src/disk/index.ts';
 import { openRawFileSource, writeRawFile } from '../src/disk/raw-file-disk.ts';
 import { LocalObjectStore } from '../src/storage/index.ts';
-import { openPointDisk, Repository, writeBackup } from '../src/repository/index.ts';
+import {
+  DEFAULT_BLOCK_HASH,
+  DEFAULT_ZSTD_LEVEL,
+  openPointDisk,
+  Repository,
+  writeBackup,
+} from '../src/repository/index.ts';
+import { corpus } from './corpus.ts';
 
 const BLOCK = 2 * MiB;
 const SIZE = Number(process.env['BENCH_GIB'] ?? 4) * GiB;
 const BLOCKS = SIZE / BLOCK;
-
-async function corpus(targetBytes: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  const walk = async (dir: string): Promise<void> => {
-    for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-      if (total >= targetBytes) return;
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile()) {
-        const info = await stat(path).catch(() => undefined);
-        if (info === undefined || info.size < 4096 || info.size > 64 * MiB) continue;
-        const data = await readFile(path).catch(() => undefined);
-        if (data === undefined) continue;
-        parts.push(data);
-        total += data.length;
-      }
-    }
-  };
-  await walk('/usr/lib');
-  return Buffer.concat(parts).subarray(0, targetBytes);
-}
 
 function sh(command: string): number {
   const start = performance.now();
@@ -138,15 +123,16 @@ async function main(): Promise<void> {
       syncMethod: process.env['SYNC_METHOD'] === 'syncfs' ? 'syncfs' : 'fsync',
     });
     const blockWorkers = Number(process.env['BLOCK_WORKERS'] ?? 2);
-    // COMPRESSION=none | zstd:<level> (default zstd:1, the repository default)
-    const compressionEnv = process.env['COMPRESSION'] ?? 'zstd:1';
+    // COMPRESSION=none | zstd:<level> (default: the repository default); HASH=sha256 | blake3
+    const compressionEnv = process.env['COMPRESSION'] ?? `zstd:${DEFAULT_ZSTD_LEVEL}`;
+    const hash = process.env['HASH'] === 'sha256' ? 'sha256' : DEFAULT_BLOCK_HASH;
     const compression =
       compressionEnv === 'none'
         ? ({ codec: 'none' } as const)
         : ({ codec: 'zstd', level: Number(compressionEnv.split(':')[1] ?? 1) } as const);
-    const repo = await Repository.init(store, { blockWorkers, compression });
+    const repo = await Repository.init(store, { blockWorkers, compression, hash });
     console.log(
-      `compression ${compressionEnv}; block workers: ${blockWorkers}; sync ${process.env['SYNC_METHOD'] ?? 'fsync'}; load average ${loadavg()
+      `compression ${compressionEnv}; hash ${hash}; block workers: ${blockWorkers}; sync ${process.env['SYNC_METHOD'] ?? 'fsync'}; load average ${loadavg()
         .map((l) => l.toFixed(1))
         .join(' ')}`,
     );

@@ -6,45 +6,14 @@
  * Run: node --import tsx bench/repository-block-size.ts
  */
 import { createHash } from 'node:crypto';
-import { mkdtemp, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdtemp, open, rename, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Compressor } from 'zstd-napi';
 import { GiB, KiB, MiB } from '../src/core/index.ts';
+import { corpus } from './corpus.ts';
 
 const sizes = [256 * KiB, 512 * KiB, 1 * MiB, 2 * MiB, 4 * MiB];
-
-async function corpus(targetBytes: number): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  let total = 0;
-  const walk = async (dir: string): Promise<void> => {
-    if (total >= targetBytes) return;
-    let entries;
-    try {
-      entries = await readdir(dir, { withFileTypes: true });
-    } catch {
-      return;
-    }
-    for (const entry of entries) {
-      if (total >= targetBytes) return;
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) await walk(path);
-      else if (entry.isFile()) {
-        try {
-          const info = await stat(path);
-          if (info.size < 4096 || info.size > 64 * MiB) continue;
-          const data = await readFile(path);
-          parts.push(data);
-          total += data.length;
-        } catch {
-          // unreadable: skip
-        }
-      }
-    }
-  };
-  await walk('/usr/lib');
-  return Buffer.concat(parts).subarray(0, targetBytes);
-}
 
 function rng(seed: number): () => number {
   let state = seed >>> 0;

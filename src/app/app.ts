@@ -15,6 +15,7 @@ import {
   type Logger,
 } from '../core/index.ts';
 import type { Hypervisor, OpenNbdDisk } from '../hypervisor/index.ts';
+import type { RepositoryConfig } from '../repository/index.ts';
 import {
   JobError,
   parseJobDefinition,
@@ -163,13 +164,21 @@ export class App {
 
   // ---- opened objects ---------------------------------------------------------------------
 
-  remote(remoteId: string): Promise<RemoteTarget> {
+  /**
+   * The remote's repository, opened once. A remote that holds no repository yet is initialised,
+   * with the parameters of `options.initLike` when given (a copy target takes its source's block
+   * size, hash and compression, so seeding works whatever the source was created with).
+   */
+  remote(remoteId: string, options: { initLike?: RepositoryConfig } = {}): Promise<RemoteTarget> {
     let opened = this.#remotes.get(remoteId);
     if (opened === undefined) {
       const config = this.remotes().find((r) => r.id === remoteId);
       if (config === undefined)
         return Promise.reject(new AppError('APP_REMOTE_NOT_FOUND', `no remote ${remoteId}`));
-      opened = openRemote(config, { clock: this.clock });
+      opened = openRemote(config, {
+        clock: this.clock,
+        ...(options.initLike === undefined ? {} : { initLike: options.initLike }),
+      });
       opened.catch(() => this.#remotes.delete(remoteId));
       this.#remotes.set(remoteId, opened);
     }

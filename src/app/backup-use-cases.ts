@@ -288,7 +288,8 @@ export async function copyBackups(
   },
 ): Promise<CopyResult> {
   const from = await app.remote(request.from);
-  const to = await app.remote(request.to);
+  // A new target gets the source's parameters: objects are copied as they are (§4.7).
+  const to = await app.remote(request.to, { initLike: from.repository.config });
   return copyPoints(from.repository, to.repository, {
     ...(request.vmId === undefined ? {} : { vmId: request.vmId }),
     ...(request.mode === undefined ? {} : { mode: request.mode }),

@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import { storeConfigSchema } from '../storage/index.ts';
 import { formatZodIssues, jobDefinitionSchema } from '../jobs/index.ts';
+import { compressionSchema } from '../repository/index.ts';
 import { AppError } from './errors.ts';
 
 const idSchema = z
@@ -24,6 +25,8 @@ export const remoteSchema = z.strictObject({
     .min(4096)
     .max(64 * 1024 * 1024)
     .optional(),
+  /** Block compression used when the remote is initialised (default zstd level −1). */
+  compression: compressionSchema.optional(),
 });
 
 const qemuImageSchema = z.strictObject({

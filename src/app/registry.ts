@@ -17,7 +17,7 @@ import {
   type OpenNbdSink,
   type QemuNbdServerConfig,
 } from '../hypervisor/index.ts';
-import { Repository, RepositoryError } from '../repository/index.ts';
+import { Repository, RepositoryError, type RepositoryConfig } from '../repository/index.ts';
 import { openStore } from '../storage/index.ts';
 import type { RemoteTarget } from '../jobs/index.ts';
 import type { RemoteConfig, SourceConfig } from './config-schema.ts';
@@ -88,7 +88,7 @@ export const realOpenNbdSink: OpenNbdSink = (options) =>
 
 export async function openRemote(
   remote: RemoteConfig,
-  options: { clock?: Clock } = {},
+  options: { clock?: Clock; initLike?: RepositoryConfig } = {},
 ): Promise<RemoteTarget> {
   const store = await openStore(
     remote.store,
@@ -106,8 +106,14 @@ export async function openRemote(
       throw error;
     }
   }
+  // The remote's own settings first; a copy target takes the rest from its source.
+  const like = options.initLike;
+  const blockSizeBytes = remote.blockSizeBytes ?? like?.blockSizeBytes;
+  const compression = remote.compression ?? like?.compression;
   const repository = await Repository.init(store, {
-    ...(remote.blockSizeBytes === undefined ? {} : { blockSizeBytes: remote.blockSizeBytes }),
+    ...(blockSizeBytes === undefined ? {} : { blockSizeBytes }),
+    ...(compression === undefined ? {} : { compression }),
+    ...(like === undefined ? {} : { hash: like.hash }),
     ...(options.clock === undefined ? {} : { clock: options.clock }),
   });
   return { id: remote.id, repository };

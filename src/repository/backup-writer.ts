@@ -10,7 +10,8 @@ import { randomBytes } from 'node:crypto';
 import { Semaphore, throwIfAborted } from '../core/index.ts';
 import { isZeroBlock, type DiskSource } from '../disk/index.ts';
 import { MAX_SEQ } from './constants.ts';
-import { BlockEncoder, hashBlock } from './block-codec.ts';
+import { BlockEncoder } from './block-codec.ts';
+import { hashBlock } from './block-hash.ts';
 import { ChainState } from './chain-state.ts';
 import { RepositoryError } from './errors.ts';
 import type { FoldedDisk } from './folded-disk.ts';
@@ -273,7 +274,7 @@ async function writeDisk(
         release?.();
         prepared = Promise.resolve({ index, hash: undefined, object: undefined, data: undefined });
       } else if (pool === undefined) {
-        const hash = hashBlock(data);
+        const hash = hashBlock(data, config.hash);
         prepared = Promise.resolve({ index, hash, object: undefined, data, release });
       } else {
         // The pool copies the data in: the block goes back to its source once encoded.
@@ -310,6 +311,7 @@ async function writeDisk(
     baseSeq,
     blockSizeBytes: config.blockSizeBytes,
     diskSizeBytes: source.sizeBytes,
+    hash: config.hash,
   });
   const indexKey =
     baseSeq === undefined

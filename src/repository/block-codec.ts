@@ -1,8 +1,8 @@
 /**
  * Block objects (docs/design.md §4.4): a 48-byte header (magic, version, codec, plain and
- * payload lengths, sha256 of the plaintext) then the payload. Pure: bytes in, values out.
+ * payload lengths, hash of the plaintext by the repository's algorithm) then the payload. Pure: bytes
+ * in, values out.
  */
-import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { ByteReader, ByteWriter, BinaryError } from '../binary/index.ts';
 import {
@@ -14,12 +14,9 @@ import {
   HASH_BYTES,
   MIN_COMPRESSION_SAVING,
 } from './constants.ts';
+import { hashBlock, type BlockHashName } from './block-hash.ts';
 import type { CompressionConfig } from './config.ts';
 import { RepositoryError } from './errors.ts';
-
-export function hashBlock(data: Buffer): Buffer {
-  return createHash('sha256').update(data).digest();
-}
 
 /** Writes the 48-byte header into the first bytes of `object` (payload already after it). */
 export function writeBlockHeader(
@@ -68,7 +65,7 @@ export class BlockEncoder {
     if (compression.codec === 'zstd') this.#cctx = new zstdBinding.CCtx();
   }
 
-  /** Encodes `data` (whose sha256 is `hash`) as a block object. */
+  /** Encodes `data` (whose hash is `hash`) as a block object. */
   encode(data: Buffer, hash: Buffer): Buffer {
     if (this.#cctx !== undefined) {
       // Compress into a reusable scratch buffer, then copy into an exact-size object: a highly
@@ -175,22 +172,30 @@ export function decodeBlockPayload(
   return plain;
 }
 
-export function checkBlockHash(key: string, plain: Buffer, expectedHash: Buffer): void {
-  if (!hashBlock(plain).equals(expectedHash)) throw corrupt(key, 'content does not match its hash');
+export function checkBlockHash(
+  key: string,
+  plain: Buffer,
+  expectedHash: Buffer,
+  hashName: BlockHashName,
+): void {
+  if (!hashBlock(plain, hashName).equals(expectedHash)) {
+    throw corrupt(key, 'content does not match its hash');
+  }
 }
 
 /**
- * Decodes and checks a block object: magic, version, codec, lengths, and the plaintext's sha256
- * against `expectedHash` (the name it was fetched by) and the expected plain length.
+ * Decodes and checks a block object: magic, version, codec, lengths, and the plaintext's hash (by
+ * `hashName`) against `expectedHash` (the name it was fetched by) and the expected plain length.
  */
 export function decodeBlockObject(
   key: string,
   object: Buffer,
   expectedHash: Buffer,
   expectedLengthBytes: number,
+  hashName: BlockHashName,
 ): Buffer {
   const { codec, payload } = openBlockObject(key, object, expectedHash, expectedLengthBytes);
   const plain = decodeBlockPayload(key, codec, payload, expectedLengthBytes);
-  checkBlockHash(key, plain, expectedHash);
+  checkBlockHash(key, plain, expectedHash, hashName);
   return plain;
 }

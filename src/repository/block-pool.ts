@@ -1,9 +1,9 @@
 /**
- * A pool of worker threads for the CPU-bound block work (sha256, zstd): on a 2-core machine the
+ * A pool of worker threads for the CPU-bound block work (hashing, zstd): on a 2-core machine the
  * main thread keeps reading, writing and coordinating while workers hash and (de)compress
- * (docs/design.md §4.10 has the figures). The workers run a small JavaScript kernel (sha256 and
- * zstd only: no format logic, and no TypeScript loader needed in the worker); framing and checks
- * stay in block-codec.ts on the calling thread.
+ * (docs/design.md §4.10 has the figures). The workers run a small JavaScript kernel
+ * (block-kernel.ts: hashing and zstd only, no format logic); framing and checks stay in
+ * block-codec.ts on the calling thread.
  *
  * Data crosses threads through a fixed set of shared-memory slots (one input and one output
  * area each, sized for one block), never by transferring the caller's buffers: a block buffer may
@@ -29,86 +29,11 @@ import {
   zstdBindingPath,
   zstdCompressBound,
 } from './block-codec.ts';
+import { blake3BindingPath, type BlockHashName } from './block-hash.ts';
+import { kernelSource } from './block-kernel.ts';
 import type { CompressionConfig } from './config.ts';
 import { BLOCK_HEADER_BYTES, CODEC_NONE, CODEC_ZSTD, MIN_COMPRESSION_SAVING } from './constants.ts';
 import { RepositoryError } from './errors.ts';
-
-/** The worker kernel (CommonJS, evaluated by the Worker). Results go into the task's slot. */
-const kernelSource = `
-const { parentPort, workerData } = require('node:worker_threads');
-const { createHash } = require('node:crypto');
-const zstd = require(workerData.bindingPath);
-const headroom = workerData.headroomBytes;
-const level = workerData.level;
-const cctx = level === null ? null : new zstd.CCtx();
-const dctx = new zstd.DCtx();
-const slots = workerData.slots.map((s) => ({ input: Buffer.from(s.input), output: Buffer.from(s.output) }));
-const view = (ref) => Buffer.from(ref.memory, ref.offsetBytes, ref.lengthBytes);
-parentPort.on('message', (task) => {
-  try {
-    if (task.op === 'encodeInPlace') {
-      const data = view(task.data);
-      const object = view(task.object);
-      const hash = createHash('sha256').update(data).digest();
-      let codec = 0;
-      let payloadBytes = data.length;
-      if (cctx !== null) {
-        let compressedBytes = Infinity;
-        try {
-          compressedBytes = cctx.compress(object.subarray(headroom), data, level);
-        } catch {
-          // The frame does not fit in one block: incompressible, stored as is.
-        }
-        if (compressedBytes <= data.length * (1 - workerData.minSaving)) {
-          codec = 1;
-          payloadBytes = compressedBytes;
-        }
-      }
-      if (codec === 0) data.copy(object, headroom);
-      parentPort.postMessage({ id: task.id, hash, codec, payloadBytes });
-      return;
-    }
-    if (task.op === 'decodeInPlace') {
-      const payload = view(task.payload);
-      const plain = view(task.into);
-      if (task.codec === 1) {
-        const written = dctx.decompress(plain, payload);
-        if (written !== plain.length) throw new Error('decompressed length mismatch');
-      } else {
-        if (payload.length !== plain.length) throw new Error('stored length mismatch');
-        payload.copy(plain);
-      }
-      parentPort.postMessage({ id: task.id, hash: createHash('sha256').update(plain).digest() });
-      return;
-    }
-    const slot = slots[task.slot];
-    if (task.op === 'encode') {
-      const data = slot.input.subarray(0, task.lengthBytes);
-      const hash = createHash('sha256').update(data).digest();
-      let codec = 0;
-      let payloadBytes = data.length;
-      if (cctx !== null) {
-        const compressedBytes = cctx.compress(slot.output.subarray(headroom), data, level);
-        if (compressedBytes <= data.length * (1 - workerData.minSaving)) {
-          codec = 1;
-          payloadBytes = compressedBytes;
-        }
-      }
-      parentPort.postMessage({ id: task.id, hash, codec, payloadBytes });
-    } else if (task.op === 'decode') {
-      const plain = slot.output.subarray(0, task.lengthBytes);
-      const written = dctx.decompress(plain, slot.input.subarray(0, task.payloadBytes));
-      if (written !== task.lengthBytes) throw new Error('decompressed length mismatch');
-      parentPort.postMessage({ id: task.id, hash: createHash('sha256').update(plain).digest() });
-    } else {
-      const data = slot.input.subarray(0, task.lengthBytes);
-      parentPort.postMessage({ id: task.id, hash: createHash('sha256').update(data).digest() });
-    }
-  } catch (error) {
-    parentPort.postMessage({ id: task.id, error: String(error && error.message || error) });
-  }
-});
-`;
 
 interface KernelResult {
   readonly id: number;
@@ -168,7 +93,15 @@ export class BlockWorkerPool {
   #closed = false;
   #failure: RepositoryError | undefined;
 
-  constructor(size: number, compression: CompressionConfig, blockCapacityBytes: number) {
+  readonly #hashName: BlockHashName;
+
+  constructor(
+    size: number,
+    codecs: { readonly compression: CompressionConfig; readonly hash: BlockHashName },
+    blockCapacityBytes: number,
+  ) {
+    const { compression } = codecs;
+    this.#hashName = codecs.hash;
     this.size = Math.max(1, Math.floor(size));
     this.blockCapacityBytes = blockCapacityBytes;
     const slotCount = this.size * SLOTS_PER_WORKER + EXTRA_SLOTS;
@@ -188,6 +121,8 @@ export class BlockWorkerPool {
         eval: true,
         workerData: {
           bindingPath: zstdBindingPath,
+          hashName: codecs.hash,
+          blake3BindingPath,
           headroomBytes: BLOCK_HEADER_BYTES,
           level: compression.codec === 'zstd' ? compression.level : null,
           minSaving: MIN_COMPRESSION_SAVING,
@@ -261,7 +196,7 @@ export class BlockWorkerPool {
     });
   }
 
-  /** sha256 and block object of `data` (left untouched: it may be shared with other readers). */
+  /** Hash and block object of `data` (left untouched: it may be shared with other readers). */
   async encode(data: Buffer): Promise<{ hash: Buffer; object: Buffer }> {
     if (data.length > this.blockCapacityBytes) {
       throw new RepositoryError(
@@ -358,7 +293,7 @@ export class BlockWorkerPool {
   ): Promise<Buffer> {
     const { codec, payload } = openBlockObject(key, object, hash, lengthBytes);
     if (payload.length > this.blockCapacityBytes || lengthBytes > this.blockCapacityBytes) {
-      return decodeBlockObject(key, object, hash, lengthBytes); // unusual sizes: inline
+      return decodeBlockObject(key, object, hash, lengthBytes, this.#hashName); // unusual: inline
     }
     const payloadRef = sharedRef(payload);
     const intoRef = into?.length === lengthBytes ? sharedRef(into) : undefined;

@@ -7,9 +7,11 @@ import {
   MAX_BLOCK_SIZE_BYTES,
   MIN_BLOCK_SIZE_BYTES,
 } from './constants.ts';
+import { BLOCK_HASH_NAMES } from './block-hash.ts';
 import { RepositoryError } from './errors.ts';
 
-const compressionSchema = z.discriminatedUnion('codec', [
+/** Block compression of a repository (§4.1): none, or zstd at a level (negative = faster). */
+export const compressionSchema = z.discriminatedUnion('codec', [
   z.object({ codec: z.literal('none') }).strict(),
   z.object({ codec: z.literal('zstd'), level: z.number().int().min(-7).max(19) }).strict(),
 ]);
@@ -26,7 +28,7 @@ export const repositoryConfigSchema = z
       .min(MIN_BLOCK_SIZE_BYTES)
       .max(MAX_BLOCK_SIZE_BYTES)
       .refine(isPowerOfTwo, 'must be a power of two'),
-    hash: z.literal('sha256'),
+    hash: z.enum(BLOCK_HASH_NAMES),
     compression: compressionSchema,
     /** Reserved: null in format version 1 (no encryption yet). */
     encryption: z.null(),

@@ -16,7 +16,7 @@ export const DATA_PREFIX = 'data/';
 
 /** §4.1: defaults chosen by measurement (see §4.10). */
 export const DEFAULT_BLOCK_SIZE_BYTES = 2 * MiB;
-export const DEFAULT_ZSTD_LEVEL = 1;
+export const DEFAULT_ZSTD_LEVEL = -1;
 export const MIN_BLOCK_SIZE_BYTES = 512;
 export const MAX_BLOCK_SIZE_BYTES = 64 * MiB;
 
@@ -38,6 +38,7 @@ export const INDEX_TRAILER_BYTES = 32;
 export const INDEX_KIND_KEY = 1;
 export const INDEX_KIND_DELTA = 2;
 export const HASH_SHA256 = 1;
+export const HASH_BLAKE3 = 2;
 export const HASH_BYTES = 32;
 /** baseSeq of a key index. */
 export const NO_BASE_SEQ = 0xffffffff;

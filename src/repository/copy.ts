@@ -64,11 +64,16 @@ export async function copyPoints(
   target: Repository,
   options: CopyOptions = {},
 ): Promise<CopyResult> {
-  if (source.config.blockSizeBytes !== target.config.blockSizeBytes) {
-    throw new RepositoryError(
-      'REPO_CONFIG_MISMATCH',
-      'source and target repositories differ in block size',
-    );
+  // Objects are copied as they are: their names and indexes are only valid under the same block
+  // size and hash (compression may differ: each block object names its codec).
+  for (const field of ['blockSizeBytes', 'hash'] as const) {
+    if (source.config[field] !== target.config[field]) {
+      throw new RepositoryError(
+        'REPO_CONFIG_MISMATCH',
+        `source and target repositories differ in ${field === 'hash' ? 'block hash' : 'block size'} (${String(source.config[field])} and ${String(target.config[field])})`,
+        { details: { field } },
+      );
+    }
   }
   const meter = new ProgressMeter(options.onProgress);
   const concurrency = Math.max(
@@ -97,7 +102,9 @@ export async function copyPoints(
   const copyObject = async (key: string, expected?: Buffer, lengthBytes = 0): Promise<void> => {
     if (!sizes.has(key)) return;
     const body = await source.getReferenced(key);
-    if (expected !== undefined) decodeBlockObject(key, body, expected, lengthBytes);
+    if (expected !== undefined) {
+      decodeBlockObject(key, body, expected, lengthBytes, source.config.hash);
+    }
     await target.store.put(key, body);
     meter.add(1, body.length);
   };

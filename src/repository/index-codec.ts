@@ -10,7 +10,6 @@ import { blockCountFor } from '../disk/index.ts';
 import {
   CHAIN_ID_PATTERN,
   HASH_BYTES,
-  HASH_SHA256,
   INDEX_ENTRY_BYTES,
   INDEX_HEADER_BYTES,
   INDEX_KIND_DELTA,
@@ -21,6 +20,7 @@ import {
   MAX_SEQ,
   NO_BASE_SEQ,
 } from './constants.ts';
+import { hashAlgorithmCode, hashAlgorithmOfCode, type BlockHashName } from './block-hash.ts';
 import { RepositoryError } from './errors.ts';
 
 export const ZERO_HASH = Buffer.alloc(HASH_BYTES);
@@ -35,7 +35,9 @@ export interface ChainIndex {
   readonly diskSizeBytes: number;
   /** Ascending block indexes, one per entry. */
   readonly blockIndexes: Uint32Array;
-  /** entryCount × 32 bytes: the sha256 of each entry's block; all zero = zero block (delta only). */
+  /** The algorithm of `hashes`: the repository's block hash (§4.1). */
+  readonly hash: BlockHashName;
+  /** entryCount × 32 bytes: the hash of each entry's block; all zero = zero block (delta only). */
   readonly hashes: Buffer;
 }
 
@@ -56,7 +58,7 @@ export function encodeIndex(index: ChainIndex): Buffer {
     .u32(INDEX_MAGIC, 'magic')
     .u8(INDEX_VERSION, 'version')
     .u8(index.kind === 'key' ? INDEX_KIND_KEY : INDEX_KIND_DELTA, 'kind')
-    .u8(HASH_SHA256, 'hashAlgorithm')
+    .u8(hashAlgorithmCode(index.hash), 'hashAlgorithm')
     .u8(0, 'reserved')
     .u32(index.blockSizeBytes, 'blockSizeBytes')
     .u64(index.diskSizeBytes, 'diskSizeBytes')
@@ -90,7 +92,9 @@ export function decodeIndex(key: string, object: Buffer): ChainIndex {
     if (kindCode !== INDEX_KIND_KEY && kindCode !== INDEX_KIND_DELTA) {
       throw corrupt(key, `unknown kind ${kindCode}`);
     }
-    if (reader.u8('hashAlgorithm') !== HASH_SHA256) throw corrupt(key, 'unknown hash algorithm');
+    const hashCode = reader.u8('hashAlgorithm');
+    const hashName = hashAlgorithmOfCode(hashCode);
+    if (hashName === undefined) throw corrupt(key, `unknown hash algorithm ${hashCode}`);
     if (reader.u8('reserved') !== 0) throw corrupt(key, 'reserved field is not zero');
     const blockSizeBytes = reader.u32('blockSizeBytes');
     const diskSizeBytes = reader.u64Number('diskSizeBytes');
@@ -140,6 +144,7 @@ export function decodeIndex(key: string, object: Buffer): ChainIndex {
       baseSeq: kind === 'key' ? undefined : baseSeqRaw,
       blockSizeBytes,
       diskSizeBytes,
+      hash: hashName,
       blockIndexes,
       hashes,
     };

@@ -8,7 +8,12 @@ import { RepositoryError } from './errors.ts';
 import { entryHash, IndexBuilder, isZeroHash, type ChainIndex } from './index-codec.ts';
 
 export function foldIndexes(older: ChainIndex, newer: ChainIndex): ChainIndex {
-  if (newer.kind !== 'delta' || newer.baseSeq !== older.seq || newer.chainId !== older.chainId) {
+  if (
+    newer.kind !== 'delta' ||
+    newer.baseSeq !== older.seq ||
+    newer.chainId !== older.chainId ||
+    newer.hash !== older.hash
+  ) {
     throw new RepositoryError(
       'REPO_CHAIN_BROKEN',
       `cannot fold ${newer.kind} ${newer.seq} onto ${older.kind} ${older.seq}`,
@@ -47,5 +52,6 @@ export function foldIndexes(older: ChainIndex, newer: ChainIndex): ChainIndex {
     baseSeq: toKey ? undefined : older.baseSeq,
     blockSizeBytes: newer.blockSizeBytes,
     diskSizeBytes: newer.diskSizeBytes,
+    hash: newer.hash,
   });
 }

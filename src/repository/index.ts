@@ -8,6 +8,7 @@ export * from './constants.ts';
 export * from './errors.ts';
 export * from './config.ts';
 export * from './keys.ts';
+export * from './block-hash.ts';
 export * from './block-codec.ts';
 export * from './index-codec.ts';
 export * from './index-fold.ts';

@@ -27,6 +27,7 @@ import { ChainState, type IndexRef } from './chain-state.ts';
 import { RepositoryError } from './errors.ts';
 import { decodeBlockObject } from './block-codec.ts';
 import { BlockWorkerPool } from './block-pool.ts';
+import { DEFAULT_BLOCK_HASH, type BlockHashName } from './block-hash.ts';
 import { FoldedDisk } from './folded-disk.ts';
 import { decodeIndex, type ChainIndex } from './index-codec.ts';
 import { blockKey, checkId, parsePointKey, pointKey, pointsPrefix } from './keys.ts';
@@ -46,6 +47,8 @@ export interface OpenOptions {
 export interface InitOptions extends OpenOptions {
   readonly blockSizeBytes?: number;
   readonly compression?: CompressionConfig;
+  /** Block hash of a new repository (default blake3, §4.1). */
+  readonly hash?: BlockHashName;
 }
 
 export interface InvalidManifest {
@@ -90,11 +93,7 @@ export class Repository {
   /** The worker pool for block CPU work, or undefined when configured to work inline. */
   get blockPool(): BlockWorkerPool | undefined {
     if (this.#blockWorkers > 0 && this.#pool === undefined) {
-      this.#pool = new BlockWorkerPool(
-        this.#blockWorkers,
-        this.config.compression,
-        this.config.blockSizeBytes,
-      );
+      this.#pool = new BlockWorkerPool(this.#blockWorkers, this.config, this.config.blockSizeBytes);
     }
     return this.#pool;
   }
@@ -115,7 +114,7 @@ export class Repository {
       repositoryId: randomBytes(16).toString('hex'),
       createdMs: clock.nowMs(),
       blockSizeBytes: options.blockSizeBytes ?? DEFAULT_BLOCK_SIZE_BYTES,
-      hash: 'sha256',
+      hash: options.hash ?? DEFAULT_BLOCK_HASH,
       compression: options.compression ?? { codec: 'zstd', level: DEFAULT_ZSTD_LEVEL },
       encryption: null,
     });
@@ -128,6 +127,7 @@ export class Repository {
     const existing = await Repository.open(store, options);
     const same =
       existing.config.blockSizeBytes === config.blockSizeBytes &&
+      existing.config.hash === config.hash &&
       JSON.stringify(existing.config.compression) === JSON.stringify(config.compression);
     if (!same) {
       throw new RepositoryError(
@@ -247,11 +247,16 @@ export class Repository {
       index.seq === ref.seq &&
       index.baseSeq === ref.baseSeq &&
       index.blockSizeBytes === this.config.blockSizeBytes &&
+      index.hash === this.config.hash &&
       ref.key.includes(`/${index.chainId}/`);
     if (!consistent) {
-      throw new RepositoryError('REPO_INDEX_CORRUPT', `${ref.key}: header differs from its key`, {
-        details: { key: ref.key },
-      });
+      throw new RepositoryError(
+        'REPO_INDEX_CORRUPT',
+        `${ref.key}: header differs from its key or the repository`,
+        {
+          details: { key: ref.key },
+        },
+      );
     }
     return index;
   }
@@ -265,7 +270,7 @@ export class Repository {
   }
 
   /**
-   * Reads and checks one block object by hash (length, magic, codec and sha256), decoding in
+   * Reads and checks one block object by hash (length, magic, codec and content hash), decoding in
    * `pool` (default: the pool when workers were configured explicitly), into `into` when the pool
    * can (the result may still be another buffer).
    */
@@ -279,7 +284,8 @@ export class Repository {
   ): Promise<Buffer> {
     const key = blockKey(vmId, chainId, hash);
     if (pool === undefined) {
-      return decodeBlockObject(key, await this.getReferenced(key), hash, lengthBytes);
+      const object = await this.getReferenced(key);
+      return decodeBlockObject(key, object, hash, lengthBytes, this.config.hash);
     }
     const object = await this.getReferenced(key, {
       allocate: (objectBytes) => pool.objectBuffer(objectBytes),

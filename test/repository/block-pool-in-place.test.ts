@@ -3,7 +3,7 @@
 // into the caller's block, and report corrupt objects with REPO_BLOCK_CORRUPT.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomFillSync } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 import { BlockBuffers } from '../../src/disk/index.ts';
 import { BlockWorkerPool } from '../../src/repository/block-pool.ts';
 import {
@@ -11,6 +11,7 @@ import {
   RepositoryError,
   blockKey,
   decodeBlockObject,
+  hashBlock,
 } from '../../src/repository/index.ts';
 
 const capacityBytes = 256 * 1024;
@@ -37,7 +38,11 @@ function shared(buffers: BlockBuffers, data: Buffer): Buffer {
 }
 
 test('in place and through slots: identical objects, input untouched, decoded into the block', async () => {
-  const pool = new BlockWorkerPool(2, { codec: 'zstd', level: 1 }, capacityBytes);
+  const pool = new BlockWorkerPool(
+    2,
+    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
+    capacityBytes,
+  );
   const buffers = new BlockBuffers(capacityBytes);
   try {
     for (const { name, data } of samples()) {
@@ -47,11 +52,14 @@ test('in place and through slots: identical objects, input untouched, decoded in
       const viaSlots = await pool.encode(Buffer.from(data));
       assert.ok(inPlace.object.equals(viaSlots.object), `${name}: objects differ`);
       assert.ok(inPlace.hash.equals(viaSlots.hash));
+      assert.ok(inPlace.hash.equals(hashBlock(data, 'blake3')), `${name}: not the BLAKE3 digest`);
       if (name === 'incompressible') {
         assert.equal(inPlace.object.length, BLOCK_HEADER_BYTES + data.length, 'stored as is');
       }
       const key = blockKey('vm', 'chain', inPlace.hash);
-      assert.ok(decodeBlockObject(key, inPlace.object, inPlace.hash, data.length).equals(data));
+      assert.ok(
+        decodeBlockObject(key, inPlace.object, inPlace.hash, data.length, 'blake3').equals(data),
+      );
       // Decoded in place into a shared block, and through the slots into an ordinary one.
       const objectCopy = pool.objectBuffer(inPlace.object.length);
       inPlace.object.copy(objectCopy);
@@ -73,7 +81,11 @@ test('in place and through slots: identical objects, input untouched, decoded in
 });
 
 test('many objects out at once: encoding goes on through the slots, every object intact', async () => {
-  const pool = new BlockWorkerPool(2, { codec: 'zstd', level: 1 }, capacityBytes);
+  const pool = new BlockWorkerPool(
+    2,
+    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
+    capacityBytes,
+  );
   const buffers = new BlockBuffers(capacityBytes, 64);
   try {
     const blocks = Array.from({ length: 40 }, (_, i) => {
@@ -88,7 +100,10 @@ test('many objects out at once: encoding goes on through the slots, every object
     encoded.forEach(({ hash, object }, i) => {
       const key = blockKey('vm', 'chain', hash);
       const block = blocks[i] ?? assert.fail();
-      assert.ok(decodeBlockObject(key, object, hash, capacityBytes).equals(block), `block ${i}`);
+      assert.ok(
+        decodeBlockObject(key, object, hash, capacityBytes, 'blake3').equals(block),
+        `block ${i}`,
+      );
     });
   } finally {
     await pool.close();
@@ -96,7 +111,11 @@ test('many objects out at once: encoding goes on through the slots, every object
 });
 
 test('a corrupt object decoded in place is REPO_BLOCK_CORRUPT naming it', async () => {
-  const pool = new BlockWorkerPool(1, { codec: 'zstd', level: 1 }, capacityBytes);
+  const pool = new BlockWorkerPool(
+    1,
+    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
+    capacityBytes,
+  );
   const buffers = new BlockBuffers(capacityBytes);
   try {
     for (const { name, data } of samples()) {
@@ -116,6 +135,27 @@ test('a corrupt object decoded in place is REPO_BLOCK_CORRUPT naming it', async 
         name,
       );
       pool.recycleObject(object);
+    }
+  } finally {
+    await pool.close();
+  }
+});
+
+test('a sha256 repository pool hashes with sha256 on both paths', async () => {
+  const pool = new BlockWorkerPool(
+    1,
+    { compression: { codec: 'none' }, hash: 'sha256' },
+    capacityBytes,
+  );
+  const buffers = new BlockBuffers(capacityBytes);
+  try {
+    for (const { name, data } of samples()) {
+      const expected = createHash('sha256').update(data).digest();
+      assert.ok(
+        (await pool.encode(shared(buffers, data))).hash.equals(expected),
+        `${name}: in place`,
+      );
+      assert.ok((await pool.encode(Buffer.from(data))).hash.equals(expected), `${name}: slots`);
     }
   } finally {
     await pool.close();

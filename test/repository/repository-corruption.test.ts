@@ -43,17 +43,21 @@ const sampleIndex: ChainIndex = {
   baseSeq: 1,
   blockSizeBytes: BLOCK,
   diskSizeBytes: BLOCK * 100,
+  hash: 'blake3',
   blockIndexes: Uint32Array.from([0, 5, 99]),
   hashes: Buffer.concat([
-    hashBlock(Buffer.from('a')),
+    hashBlock(Buffer.from('a'), 'blake3'),
     Buffer.alloc(32),
-    hashBlock(Buffer.from('b')),
+    hashBlock(Buffer.from('b'), 'blake3'),
   ]),
 };
 
 test('index codec round-trips, and any damage is REPO_INDEX_CORRUPT', () => {
   const encoded = encodeIndex(sampleIndex);
   assert.deepEqual(decodeIndex('k', encoded), sampleIndex);
+  const sha256Index: ChainIndex = { ...sampleIndex, hash: 'sha256' };
+  assert.deepEqual(decodeIndex('k', encodeIndex(sha256Index)), sha256Index);
+  assert.notDeepEqual(encodeIndex(sha256Index), encoded, 'the header names the algorithm');
   // Every single-byte change of a valid index is detected (checksum, magic, fields).
   for (let at = 0; at < encoded.length; at += 1) {
     const copy = Buffer.from(encoded);
@@ -85,10 +89,21 @@ test('index codec round-trips, and any damage is REPO_INDEX_CORRUPT', () => {
 
 test('block codec round-trips, and any damage is REPO_BLOCK_CORRUPT', () => {
   const plain = Buffer.alloc(BLOCK, 'vmdelta ');
-  const hash = hashBlock(plain);
-  for (const codec of [{ codec: 'none' as const }, { codec: 'zstd' as const, level: 1 }]) {
+  const cases = [
+    { hashName: 'blake3' as const, codec: { codec: 'none' as const } },
+    { hashName: 'blake3' as const, codec: { codec: 'zstd' as const, level: 1 } },
+    { hashName: 'sha256' as const, codec: { codec: 'zstd' as const, level: 1 } },
+  ];
+  for (const { hashName, codec } of cases) {
+    const hash = hashBlock(plain, hashName);
     const encoded = new BlockEncoder(codec).encode(plain, hash);
-    assert.deepEqual(decodeBlockObject('b', encoded, hash, BLOCK), plain);
+    assert.deepEqual(decodeBlockObject('b', encoded, hash, BLOCK, hashName), plain);
+    // Read under the other algorithm, the content does not match its name.
+    const other = hashName === 'blake3' ? 'sha256' : 'blake3';
+    assert.throws(
+      () => decodeBlockObject('b', encoded, hash, BLOCK, other),
+      isCode('REPO_BLOCK_CORRUPT', 'b'),
+    );
     fc.assert(
       fc.property(
         fc.oneof(
@@ -104,7 +119,7 @@ test('block codec round-trips, and any damage is REPO_BLOCK_CORRUPT', () => {
         ),
         (bytes) => {
           assert.throws(
-            () => decodeBlockObject('blk', bytes, hash, BLOCK),
+            () => decodeBlockObject('blk', bytes, hash, BLOCK, hashName),
             isCode('REPO_BLOCK_CORRUPT', 'blk'),
           );
         },

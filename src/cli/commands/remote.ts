@@ -1,8 +1,9 @@
 /** `vmdelta remote add|list|test`: where backups go (a local folder or S3-compatible storage). */
-import type { Command } from 'commander';
+import { InvalidArgumentError, type Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { redactRemote } from '../../app/index.ts';
 import { formatBytes } from '../../core/index.ts';
+import { DEFAULT_ZSTD_LEVEL, type CompressionConfig } from '../../repository/index.ts';
 import { openStore, testStore } from '../../storage/index.ts';
 import { withApp, withAppOptions, type AppCliOptions } from '../app-options.ts';
 import { printJson, type CliIo } from '../io.ts';
@@ -17,6 +18,18 @@ interface AddOptions extends AppCliOptions {
   secretAccessKeyFile?: string;
   name?: string;
   blockSizeKib?: string;
+  compression?: CompressionConfig;
+}
+
+/** `none`, `zstd` or `zstd:<level>` (level −7 to 19; negative levels are faster). */
+export function parseCompressionOption(text: string): CompressionConfig {
+  if (text === 'none') return { codec: 'none' };
+  const match = /^zstd(?::(-?\d{1,2}))?$/.exec(text);
+  const level = match === null ? Number.NaN : Number(match[1] ?? DEFAULT_ZSTD_LEVEL);
+  if (!Number.isInteger(level) || level < -7 || level > 19) {
+    throw new InvalidArgumentError('expected none, zstd or zstd:<level> with level -7 to 19');
+  }
+  return { codec: 'zstd', level };
 }
 
 export function registerRemote(program: Command, io: CliIo): void {
@@ -40,6 +53,11 @@ export function registerRemote(program: Command, io: CliIo): void {
       )
       .option('--name <name>', 'display name')
       .option('--block-size-kib <n>', 'repository block size when the remote is new (default 2048)')
+      .option(
+        '--compression <codec>',
+        `block compression when the remote is new: none, zstd or zstd:<level> (default zstd:${DEFAULT_ZSTD_LEVEL})`,
+        parseCompressionOption,
+      )
       .addHelpText(
         'after',
         '\nExamples:\n  vmdelta remote add nas --path /mnt/backups\n  vmdelta remote add s3 --s3-endpoint https://s3.example.com --bucket backups',
@@ -68,6 +86,7 @@ export function registerRemote(program: Command, io: CliIo): void {
         ...(options.blockSizeKib === undefined
           ? {}
           : { blockSizeBytes: Number(options.blockSizeKib) * 1024 }),
+        ...(options.compression === undefined ? {} : { compression: options.compression }),
       });
       if (options.json === true) printJson(io, redactRemote(saved));
       else io.stdout.write(`remote ${id} saved\n`);

@@ -105,7 +105,11 @@ export class Repository {
     await pool?.close();
   }
 
-  /** Creates the repository (config object, put-if-absent), or opens it if it has the same parameters. */
+  /**
+   * Creates the repository (config object, put-if-absent), or opens the existing one if it has
+   * the parameters given (those not given are the existing repository's, so a repository created
+   * with older defaults still opens); REPO_CONFIG_MISMATCH names the first that differs.
+   */
   static async init(store: ObjectStore, options: InitOptions = {}): Promise<Repository> {
     const clock = options.clock ?? systemClock;
     const config = repositoryConfigSchema.parse({
@@ -125,15 +129,20 @@ export class Repository {
       if (!(error instanceof StorageError && error.code === 'STORAGE_ALREADY_EXISTS')) throw error;
     }
     const existing = await Repository.open(store, options);
-    const same =
-      existing.config.blockSizeBytes === config.blockSizeBytes &&
-      existing.config.hash === config.hash &&
-      JSON.stringify(existing.config.compression) === JSON.stringify(config.compression);
-    if (!same) {
+    const differing = [
+      options.blockSizeBytes !== undefined &&
+        existing.config.blockSizeBytes !== options.blockSizeBytes &&
+        'block size',
+      options.hash !== undefined && existing.config.hash !== options.hash && 'hash',
+      options.compression !== undefined &&
+        JSON.stringify(existing.config.compression) !== JSON.stringify(config.compression) &&
+        'compression',
+    ].find((field) => field !== false);
+    if (differing !== undefined) {
       throw new RepositoryError(
         'REPO_CONFIG_MISMATCH',
-        `${store.properties.displayName} already holds a repository with other parameters`,
-        { details: { key: CONFIG_KEY } },
+        `${store.properties.displayName} already holds a repository with another ${differing}`,
+        { details: { key: CONFIG_KEY, field: differing } },
       );
     }
     return existing;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  BLOCK_HASH_NAMES,
   collectGarbage,
   openPointDisk,
   removePoint,
@@ -92,63 +93,65 @@ for (const factory of storeFactories) {
   });
 }
 
-test('a worker pool writes the same objects and reads them back, corruption detected', async () => {
-  const inline = new MemoryObjectStore();
-  const pooled = new MemoryObjectStore();
-  const image = Buffer.alloc(64 * 1024 * 6);
-  pattern(7, 64 * 1024 * 2).copy(image, 0);
-  image.fill(3, 64 * 1024 * 4); // compressible; block 1 random-ish
-  const repos = [
-    await Repository.init(inline, { blockSizeBytes: 64 * 1024 }),
-    await Repository.init(pooled, { blockSizeBytes: 64 * 1024, blockWorkers: 2 }),
-  ];
-  try {
-    const points = [];
-    for (const repo of repos) {
-      points.push(
-        await writeBackup(repo, {
-          vmId: 'vm',
-          pointId: 'p1',
-          createdMs: 1,
-          disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, 64 * 1024) }],
-        }),
+for (const hash of BLOCK_HASH_NAMES) {
+  test(`${hash}: a worker pool writes the same objects and reads them back, corruption detected`, async () => {
+    const inline = new MemoryObjectStore();
+    const pooled = new MemoryObjectStore();
+    const image = Buffer.alloc(64 * 1024 * 6);
+    pattern(7, 64 * 1024 * 2).copy(image, 0);
+    image.fill(3, 64 * 1024 * 4); // compressible; block 1 random-ish
+    const repos = [
+      await Repository.init(inline, { blockSizeBytes: 64 * 1024, hash }),
+      await Repository.init(pooled, { blockSizeBytes: 64 * 1024, blockWorkers: 2, hash }),
+    ];
+    try {
+      const points = [];
+      for (const repo of repos) {
+        points.push(
+          await writeBackup(repo, {
+            vmId: 'vm',
+            pointId: 'p1',
+            createdMs: 1,
+            disks: [{ diskId: 'd', mode: 'key', source: fullSource(image, 64 * 1024) }],
+          }),
+        );
+      }
+      const objects = async (store: MemoryObjectStore): Promise<Map<string, Buffer>> => {
+        const map = new Map<string, Buffer>();
+        for await (const info of store.list('data/'))
+          map.set(info.key.replace(/data\/vm\/[0-9a-f]+\//, ''), await store.get(info.key));
+        return map;
+      };
+      const a = await objects(inline);
+      const b = await objects(pooled);
+      assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
+      for (const [key, value] of a)
+        if (key.includes('/blocks/')) assert.deepEqual(b.get(key), value, key);
+      const pooledRepo = repos[1];
+      assert.ok(pooledRepo !== undefined);
+      assert.deepEqual(await readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')), image);
+      // Corrupt a compressed block and a raw one: both are REPO_BLOCK_CORRUPT through the pool.
+      for await (const info of pooled.list('data/')) {
+        if (!info.key.includes('/blocks/')) continue;
+        pooled.corrupt(info.key, (data) => {
+          data[data.length - 1] = (data.at(-1) ?? 0) ^ 0x55;
+          return data;
+        });
+      }
+      await assert.rejects(
+        readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')),
+        (error: unknown) =>
+          error instanceof RepositoryError &&
+          error.code === 'REPO_BLOCK_CORRUPT' &&
+          typeof error.details['key'] === 'string',
       );
+      const verified = await verifyRepository(pooledRepo, { dataSample: 1 });
+      assert.equal(verified.findings.length, 3);
+    } finally {
+      for (const repo of repos) await repo.close();
     }
-    const objects = async (store: MemoryObjectStore): Promise<Map<string, Buffer>> => {
-      const map = new Map<string, Buffer>();
-      for await (const info of store.list('data/'))
-        map.set(info.key.replace(/data\/vm\/[0-9a-f]+\//, ''), await store.get(info.key));
-      return map;
-    };
-    const a = await objects(inline);
-    const b = await objects(pooled);
-    assert.deepEqual([...a.keys()].sort(), [...b.keys()].sort());
-    for (const [key, value] of a)
-      if (key.includes('/blocks/')) assert.deepEqual(b.get(key), value, key);
-    const pooledRepo = repos[1];
-    assert.ok(pooledRepo !== undefined);
-    assert.deepEqual(await readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')), image);
-    // Corrupt a compressed block and a raw one: both are REPO_BLOCK_CORRUPT through the pool.
-    for await (const info of pooled.list('data/')) {
-      if (!info.key.includes('/blocks/')) continue;
-      pooled.corrupt(info.key, (data) => {
-        data[data.length - 1] = (data.at(-1) ?? 0) ^ 0x55;
-        return data;
-      });
-    }
-    await assert.rejects(
-      readImage(await openPointDisk(pooledRepo, 'vm', 'p1', 'd')),
-      (error: unknown) =>
-        error instanceof RepositoryError &&
-        error.code === 'REPO_BLOCK_CORRUPT' &&
-        typeof error.details['key'] === 'string',
-    );
-    const verified = await verifyRepository(pooledRepo, { dataSample: 1 });
-    assert.equal(verified.findings.length, 3);
-  } finally {
-    for (const repo of repos) await repo.close();
-  }
-});
+  });
+}
 
 test('GC keeps unreferenced objects younger than the safety window (writers in progress)', async () => {
   const clock = new ManualClock(10_000_000);

@@ -139,6 +139,13 @@ for (const factory of storeFactories) {
         Repository.init(store, { blockSizeBytes: BLOCK * 2 }),
         isCode('REPO_CONFIG_MISMATCH'),
       );
+      await assert.rejects(Repository.init(store, { hash: 'sha256' }), /another hash/);
+      await assert.rejects(
+        Repository.init(store, { compression: { codec: 'none' } }),
+        /another compression/,
+      );
+      // Parameters not given are the existing repository's (older defaults still open).
+      assert.equal((await Repository.init(store)).config.repositoryId, repo.config.repositoryId);
       const image = Buffer.alloc(BLOCK * 4);
       for (let i = 0; i < image.length; i += 1) image[i] = (i * 31) % 251;
       const point = await writeBackup(repo, {

@@ -10,6 +10,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import {
   applyRetention,
+  BLOCK_HASH_NAMES,
   collectGarbage,
   copyPoints,
   openPointDisk,
@@ -237,33 +238,38 @@ const commands = [
 function modelSuite(factory: StoreFactory): void {
   test(`${factory.name}: repository behaves like the model`, async () => {
     await fc.assert(
-      fc.asyncProperty(fc.commands(commands, { maxCommands: 40, size: 'max' }), async (cmds) => {
-        const a = await factory.create();
-        const b = await factory.create();
-        try {
-          const model: Model = {
-            nowMs: Date.UTC(2026, 0, 1),
-            images: DISKS.map((spec) => Buffer.alloc(spec.sizeBytes)),
-            changed: DISKS.map(() => new Set<number>()),
-            a: new Map(),
-            b: new Map(),
-            order: [],
-          };
-          const real: Real = {
-            a: await Repository.init(a.store, { blockSizeBytes: BLOCK }),
-            b: await Repository.init(b.store, {
-              blockSizeBytes: BLOCK,
-              compression: { codec: 'none' },
-            }),
-          };
-          await fc.asyncModelRun(() => ({ model, real }), cmds);
-          await checkAll(real.a, model.a, 'A');
-          await checkAll(real.b, model.b, 'B');
-        } finally {
-          await a.cleanup();
-          await b.cleanup();
-        }
-      }),
+      fc.asyncProperty(
+        fc.commands(commands, { maxCommands: 40, size: 'max' }),
+        fc.constantFrom(...BLOCK_HASH_NAMES),
+        async (cmds, hash) => {
+          const a = await factory.create();
+          const b = await factory.create();
+          try {
+            const model: Model = {
+              nowMs: Date.UTC(2026, 0, 1),
+              images: DISKS.map((spec) => Buffer.alloc(spec.sizeBytes)),
+              changed: DISKS.map(() => new Set<number>()),
+              a: new Map(),
+              b: new Map(),
+              order: [],
+            };
+            const real: Real = {
+              a: await Repository.init(a.store, { blockSizeBytes: BLOCK, hash }),
+              b: await Repository.init(b.store, {
+                blockSizeBytes: BLOCK,
+                hash,
+                compression: { codec: 'none' },
+              }),
+            };
+            await fc.asyncModelRun(() => ({ model, real }), cmds);
+            await checkAll(real.a, model.a, 'A');
+            await checkAll(real.b, model.b, 'B');
+          } finally {
+            await a.cleanup();
+            await b.cleanup();
+          }
+        },
+      ),
       { numRuns: runsFor(factory, 300) },
     );
   });

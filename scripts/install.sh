@@ -38,4 +38,4 @@ if [[ ! -f $stamp || "$(cat "$stamp")" != "$lock_hash" ]]; then
   npm ci --no-audit --no-fund --loglevel=error
   echo "$lock_hash" > "$stamp"
 fi
-node -e "require('better-sqlite3'); require('zstd-napi')" || { echo "install: native npm modules failed to build" >&2; exit 1; }
+node -e "require('better-sqlite3'); require('zstd-napi'); require('@napi-rs/blake-hash')" || { echo "install: native npm modules failed to build" >&2; exit 1; }

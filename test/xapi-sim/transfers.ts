@@ -146,6 +146,8 @@ async function exportVdi(
   });
   const limit = ctx.faults.truncateExportAfterBytes;
   let sentBytes = 0;
+  // However the transfer ends, the producer is stopped and its files closed.
+  res.once('close', () => (stream as unknown as { destroy?: () => void }).destroy?.());
   for await (const chunk of stream) {
     let buffer = chunk as Buffer;
     if (limit !== undefined && sentBytes + buffer.length > limit) {

@@ -10,13 +10,11 @@ import type { DiskSource } from '../../disk/index.ts';
 import { describeError } from '../../core/index.ts';
 import { HypervisorError } from '../errors.ts';
 import {
-  makeFullReason,
   type BackupPoint,
   type BackupPointRequest,
   type DiskInfo,
   type DiskReference,
   type DiskRestoreTarget,
-  type FullReason,
   type Hypervisor,
   type ListOptions,
   type MachineInfo,
@@ -28,12 +26,10 @@ import {
   type RestoredMachine,
 } from '../hypervisor.ts';
 import { validatePointRequest } from '../request.ts';
-import type { CbtBitmap } from './cbt-bitmap.ts';
-import { enableCbt, listChangedBlocks } from './cbt.ts';
+import { enableCbt } from './cbt.ts';
 import { CBT_BLOCK_BYTES, OtherConfigKeys, XapiCodes } from './constants.ts';
 import { XapiError, isXapiCode } from './errors.ts';
 import {
-  getVdiRecord,
   getVmRecord,
   isBackupSourceVm,
   listBackupSourceVms,
@@ -43,7 +39,7 @@ import {
 import { NbdHostLimiter } from './nbd-reader.ts';
 import { enableNbdOnNetwork, listNetworks } from './networks.ts';
 import { removeLeftovers, snapshotLabelPrefix } from './point-catalogue.ts';
-import type { DiskBase, DiskSourcePlan } from './point-source.ts';
+import type { DiskSourcePlan } from './point-source.ts';
 import type { NetworkRecord, VmRecord } from './records.ts';
 import { openXapiSession, type XapiSession, type XapiSessionOptions } from './session.ts';
 import { releaseSnapshot, snapshotVm, type ReleaseOptions } from './snapshots.ts';
@@ -51,6 +47,7 @@ import { blockVmOperations, unblockVmOperations } from './vm-operations.ts';
 import { XapiBackupPoint, type XapiPointDisk } from './xapi-point.ts';
 import { readVmMetadata } from './vm-metadata.ts';
 import { restoreXapiDisk, restoreXapiMachine } from './xapi-restore.ts';
+import { decideXapiDisk } from './xapi-decide.ts';
 
 export interface XapiSourceSettings {
   readonly displayName?: string;
@@ -287,14 +284,14 @@ export class XapiHypervisor implements Hypervisor {
           );
         }
         const info = diskInfoOf(live);
-        const decided = await this.#decide(
-          request.scope,
+        const decided = await decideXapiDisk(session, {
+          scope: request.scope,
           machineId,
           info,
-          diskRequest,
+          request: diskRequest,
           snap,
-          cbtWasOn.get(diskRequest.diskId) === true,
-        );
+          cbtWasOn: cbtWasOn.get(diskRequest.diskId) === true,
+        });
         const plan: DiskSourcePlan = {
           snapshotVdiRef: snap.vdiRef,
           snapshotVdiUuid: snap.vdi.uuid,
@@ -361,91 +358,6 @@ export class XapiHypervisor implements Hypervisor {
       this.#busy.delete(busyKey);
       throw error;
     }
-  }
-
-  /** Key or delta for one disk, and from which base (xapi.md §10 and §12.6). */
-  async #decide(
-    scope: string,
-    machineId: string,
-    info: DiskInfo,
-    request: { readonly previous?: DiskReference; readonly mode?: 'auto' | 'key' },
-    snap: VmDisk,
-    cbtWasOn: boolean,
-  ): Promise<{ base?: DiskBase; fullReason?: FullReason; cbt?: CbtBitmap | FullReason }> {
-    const previous = request.previous;
-    if (previous === undefined) return { fullReason: makeFullReason('NO_PREVIOUS_REFERENCE') };
-    if (request.mode === 'key') return { fullReason: makeFullReason('KEY_REQUESTED') };
-    if (
-      previous.kind !== 'xapi' ||
-      previous.machineId !== machineId ||
-      previous.diskId !== info.id ||
-      (previous.attributes?.['scope'] ?? scope) !== scope
-    ) {
-      return {
-        fullReason: makeFullReason('REFERENCE_FOREIGN', {
-          kind: previous.kind,
-          machineId: previous.machineId,
-          diskId: previous.diskId,
-        }),
-      };
-    }
-    if (previous.diskIdentity !== info.identity) {
-      const stillThere = await this.session
-        .call('VDI.get_by_uuid', [previous.diskIdentity])
-        .then(() => true)
-        .catch(() => false);
-      return {
-        fullReason: makeFullReason(stillThere ? 'DISK_REPLACED' : 'VDI_MIGRATED', {
-          previousVdi: previous.diskIdentity,
-          currentVdi: info.identity,
-        }),
-      };
-    }
-    if (previous.sizeBytes !== info.sizeBytes) {
-      return {
-        fullReason: makeFullReason('DISK_RESIZED', {
-          previousSizeBytes: previous.sizeBytes,
-          sizeBytes: info.sizeBytes,
-        }),
-      };
-    }
-    let baseRef: string;
-    try {
-      baseRef = String(await this.session.call('VDI.get_by_uuid', [previous.token]));
-    } catch (error) {
-      if (!isXapiCode(error, XapiCodes.UUID_INVALID)) throw error;
-      return { fullReason: makeFullReason('BASE_MISSING', { base: previous.token }) };
-    }
-    const baseRecord = await getVdiRecord(this.session, baseRef);
-    if (
-      baseRecord.other_config[OtherConfigKeys.job] !== scope ||
-      baseRecord.other_config[OtherConfigKeys.vm] !== machineId
-    ) {
-      return {
-        fullReason: makeFullReason('REFERENCE_FOREIGN', { base: previous.token }),
-      };
-    }
-    const base: DiskBase = {
-      ref: baseRef,
-      uuid: baseRecord.uuid,
-      purged: baseRecord.type === 'cbt_metadata',
-    };
-    let cbt: CbtBitmap | FullReason;
-    if (!cbtWasOn || baseRecord.cbt_enabled !== true || snap.vdi.cbt_enabled !== true) {
-      cbt = makeFullReason('CBT_DISABLED', {
-        live: cbtWasOn,
-        base: baseRecord.cbt_enabled === true,
-        snapshot: snap.vdi.cbt_enabled === true,
-      });
-    } else {
-      try {
-        cbt = await listChangedBlocks(this.session, baseRef, snap.vdiRef, info.sizeBytes);
-      } catch (error) {
-        cbt = makeFullReason('CBT_FAILED', { error: describeError(error) });
-      }
-    }
-    if (base.purged && 'code' in cbt) return { fullReason: cbt, cbt };
-    return { base, cbt };
   }
 
   restoreDisk(

@@ -6,8 +6,9 @@ import {
   type Block,
   type DiskKind,
   type DiskSource,
+  type ReadBlocksOptions,
 } from './disk.ts';
-import { CoreError } from '../core/index.ts';
+import { CoreError, throwIfAborted } from '../core/index.ts';
 
 export class MemoryDisk implements DiskSource {
   readonly sizeBytes: number;
@@ -39,8 +40,9 @@ export class MemoryDisk implements DiskSource {
     }
   }
 
-  async *readBlocks(): AsyncIterable<Block> {
+  async *readBlocks(options: ReadBlocksOptions = {}): AsyncIterable<Block> {
     for (const index of this.blocks) {
+      throwIfAborted(options.signal); // like every source: a cancelled read stops with CANCELLED
       const data = this.#data.get(index);
       if (data !== undefined) yield { index, data: Buffer.from(data) };
     }

@@ -324,7 +324,7 @@ export async function pruneBackups(
     vmId: string;
     policy: RetentionPolicy;
     dryRun?: boolean;
-    /** Phase 'merge' (points removed of those to remove), then 'gc' (no totals). */
+    /** Phase 'merge' (points removed of those to remove), then 'gc' (objects examined). */
     onProgress?: ProgressListener;
   },
 ): Promise<RetentionRun> {
@@ -344,13 +344,9 @@ export async function pruneBackups(
         request.onProgress === undefined ? {} : { onProgress: request.onProgress },
       ),
   );
-  request.onProgress?.({
-    phase: 'gc',
-    doneBytes: 0,
-    totalBytes: 0,
-    doneObjects: 0,
-    totalObjects: 0,
-  });
-  await collectGarbage(repository);
+  await collectGarbage(
+    repository,
+    request.onProgress === undefined ? {} : { onProgress: request.onProgress },
+  );
   return run;
 }

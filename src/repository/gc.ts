@@ -5,7 +5,7 @@
  * indexes before their manifest; the window protects them). A VM whose manifests or live indexes
  * cannot be read is not swept at all: GC never deletes when unsure. One chain in memory at a time.
  */
-import { describeError } from '../core/index.ts';
+import { describeError, ProgressMeter, type ProgressListener } from '../core/index.ts';
 import { DATA_PREFIX, DEFAULT_GC_SAFETY_WINDOW_MS } from './constants.ts';
 import { addIndexHashes } from './folded-disk.ts';
 import { parseDataKey, parsePointKey } from './keys.ts';
@@ -15,6 +15,8 @@ import { forEachLimited } from './limited.ts';
 export interface GcOptions {
   readonly safetyWindowMs?: number;
   readonly dryRun?: boolean;
+  /** Phase 'gc': objects under data/ examined so far (no totals: the sweep lists as it goes). */
+  readonly onProgress?: ProgressListener;
 }
 
 export interface GcResult {
@@ -96,7 +98,10 @@ export async function collectGarbage(
     );
   };
 
+  const meter = new ProgressMeter(options.onProgress);
+  meter.start('gc');
   for await (const info of store.list(DATA_PREFIX)) {
+    meter.add(1, 0);
     const parsed = parseDataKey(info.key);
     if (parsed === undefined || unsafeVms.has(parsed.vmId)) continue;
     const chainScope =
@@ -127,5 +132,6 @@ export async function collectGarbage(
     deletedBytes += info.sizeBytes;
   }
   await flush();
+  meter.report();
   return { deletedObjects, deletedBytes, keptYoungObjects, skipped };
 }

@@ -217,6 +217,7 @@ test('backup copy, verify, restore, restore-into, export-vhd-chain, prune and nb
     );
     assert.match(pruned.err, new RegExp(`merge ${FULL_BAR} 2/2 objects`));
     assert.match(pruned.err, /gc: …/);
+    assert.match(pruned.err, /gc: \d+ objects/, 'the sweep counts the objects it examines');
     assert.equal(
       (
         JSON.parse(

@@ -1,4 +1,4 @@
-// Progress of copy and verify: phases in order, totals fixed per phase and known at its start,
+// Progress of copy, verify and GC: phases in order, totals fixed per phase and known at its start,
 // done counters monotonic, and the last report equal to what was transferred or checked, measured
 // on the repositories themselves (objects listed on the target, block objects decoded).
 import { test } from 'node:test';
@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { WorkProgress } from '../../src/core/index.ts';
 import type { ObjectStore } from '../../src/storage/index.ts';
 import {
+  collectGarbage,
   copyPoints,
   decodeBlockHeader,
   parseDataKey,
@@ -148,6 +149,27 @@ for (const factory of storeFactories) {
         assert.equal(verify.totalBytes, plainBytes, 'plain bytes of every block object');
         assert.equal(result.readBlocks, dataSample === 1 ? blockObjects : 0);
       }
+    } finally {
+      await a.cleanup();
+    }
+  });
+
+  test(`${factory.name}: GC reports every object it examines`, async () => {
+    const a = await factory.create();
+    try {
+      const repo = await Repository.init(a.store, { blockSizeBytes: BLOCK });
+      await fill(repo);
+      const listed = (await dataObjects(a.store)).size;
+      const reports: WorkProgress[] = [];
+      const result = await collectGarbage(repo, { onProgress: (p) => reports.push(p) });
+      assert.equal(result.deletedObjects, 0, 'everything is referenced');
+      assert.ok(reports.length >= 2);
+      assert.ok(reports.every((r) => r.phase === 'gc' && r.totalObjects === 0));
+      assert.equal(reports[0]?.doneObjects, 0);
+      for (let i = 1; i < reports.length; i += 1) {
+        assert.ok((reports[i]?.doneObjects ?? 0) >= (reports[i - 1]?.doneObjects ?? 0));
+      }
+      assert.equal(reports.at(-1)?.doneObjects, listed, 'every object under data/ examined');
     } finally {
       await a.cleanup();
     }

@@ -88,6 +88,7 @@ const EVENT_TYPES = [
   'warning',
   'run-finished',
   'run-skipped',
+  'work-progress',
 ];
 
 /**

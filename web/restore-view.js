@@ -1,9 +1,10 @@
 /* global HTMLInputElement, HTMLSelectElement */
 /**
  * The Restore view: pick a machine, see its restore points on a timeline per remote (key and
- * delta marked per disk), pick one and restore it to new image files in a folder on the server.
+ * delta marked per disk), pick one and restore it to new image files in a folder on the server,
+ * with live progress (work-progress events tagged with the request's progressId).
  */
-import { api } from './api.js';
+import { api, onLiveEvent } from './api.js';
 import { badge, formatBytes, formatTime, h, replace } from './dom.js';
 
 /**
@@ -124,15 +125,27 @@ function showDetail(box, point) {
   button.addEventListener('click', () => {
     if (!(dir instanceof HTMLInputElement) || !(format instanceof HTMLSelectElement)) return;
     button.setAttribute('disabled', '');
-    replace(result, h('p', { class: 'muted' }, 'restoring…'));
+    const line = h('p', { class: 'muted', id: 'restore-progress' }, 'restoring…');
+    replace(result, line);
+    const progressId = `restore-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+    const stop = onLiveEvent((event) => {
+      if (event.type !== 'work-progress' || event.data['progressId'] !== progressId) return;
+      const done = Number(event.data['doneBytes']);
+      const total = Number(event.data['totalBytes']);
+      const item = typeof event.data['item'] === 'string' ? ` ${event.data['item']}` : '';
+      const share = total > 0 ? ` (${Math.floor((100 * done) / total)}%)` : '';
+      replace(line, `restoring${item}: ${formatBytes(done)} of ${formatBytes(total)}${share}`);
+    });
     api('POST', '/api/restore', {
       remoteId: point.remoteId,
       vmId: point.vmId,
       pointId: point.pointId,
       dir: dir.value,
       format: format.value,
+      progressId,
     }).then(
       (answer) => {
+        stop();
         const files =
           /** @type {{ files: { diskId: string; path: string; sizeBytes: number }[] }} */ (answer)
             .files;
@@ -154,6 +167,7 @@ function showDetail(box, point) {
         button.removeAttribute('disabled');
       },
       (/** @type {unknown} */ error) => {
+        stop();
         replace(
           result,
           h('p', { class: 'error' }, error instanceof Error ? error.message : String(error)),

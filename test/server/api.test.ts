@@ -19,6 +19,7 @@ import {
   login,
   setPassword,
   startServe,
+  type ApiAnswer,
   type SseEvent,
 } from './serve-harness.ts';
 
@@ -253,11 +254,50 @@ test('API: auth, validation, config, a run watched by SSE, logs, restore points,
     assert.match(badRestore.text, /dir/);
 
     // Verify, copy to a second remote, usage, connection test.
-    const verify = await call(url, cookie, 'POST', '/api/verify', { remoteId: 'a', dataSample: 1 });
-    assert.equal(verify.status, 200);
-    const verified = verify.json as { findings: unknown[]; checkedPoints: number };
+    // Live progress of a verify: work-progress events tagged with its progressId; the filter
+    // keeps another request's events out.
+    let verify: ApiAnswer = { status: 0, json: undefined, text: '' };
+    const verifyProgress = await collectEvents(
+      url,
+      cookie,
+      (e) =>
+        e.type === 'work-progress' &&
+        e.data['phase'] === 'verify' &&
+        e.data['doneObjects'] === e.data['totalObjects'],
+      {
+        query: '?progressId=verify-1',
+        onOpen: async () => {
+          const other = { remoteId: 'a', dataSample: 0, progressId: 'verify-0' };
+          assert.equal((await call(url, cookie, 'POST', '/api/verify', other)).status, 200);
+          verify = await call(url, cookie, 'POST', '/api/verify', {
+            remoteId: 'a',
+            dataSample: 1,
+            progressId: 'verify-1',
+          });
+        },
+      },
+    );
+    assert.equal(verify.status, 200, verify.text);
+    const verified = verify.json as {
+      findings: unknown[];
+      checkedPoints: number;
+      checkedBlocks: number;
+    };
     assert.deepEqual(verified.findings, []);
     assert.equal(verified.checkedPoints, 2);
+    assert.ok(
+      verifyProgress.every((e) => e.data['progressId'] === 'verify-1'),
+      'filtered by progressId',
+    );
+    assert.ok(verifyProgress.every((e) => e.data['operation'] === 'verify'));
+    assert.deepEqual([...new Set(verifyProgress.map((e) => e.data['phase']))], ['scan', 'verify']);
+    assert.equal(verifyProgress.at(-1)?.data['doneObjects'], verified.checkedBlocks);
+    const badId = await call(url, cookie, 'POST', '/api/verify', {
+      remoteId: 'a',
+      progressId: 'no spaces',
+    });
+    assert.equal(badId.status, 400);
+    assert.match(badId.text, /progressId/);
     await call(url, cookie, 'PUT', '/api/remotes/b', {
       id: 'b',
       store: { type: 'local', path: join(tmp.path, 'remote-b') },

@@ -97,13 +97,13 @@ export async function collectEvents(
   url: string,
   cookie: string,
   until: (event: SseEvent) => boolean,
-  options: { timeoutMs?: number; onOpen?: () => Promise<void> } = {},
+  options: { timeoutMs?: number; onOpen?: () => Promise<void>; query?: string } = {},
 ): Promise<SseEvent[]> {
   const controller = new AbortController();
   const timer = setTimeout(() => controller.abort(), options.timeoutMs ?? 30_000);
   const events: SseEvent[] = [];
   try {
-    const response = await fetch(`${url}/api/events`, {
+    const response = await fetch(`${url}/api/events${options.query ?? ''}`, {
       headers: { cookie, accept: 'text/event-stream' },
       signal: controller.signal,
     });

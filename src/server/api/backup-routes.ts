@@ -1,5 +1,10 @@
-/** Restore points (per remote, per machine across remotes), restore to files, copy, verify. */
+/**
+ * Restore points (per remote, per machine across remotes), restore to files, copy, verify. The
+ * long ones publish their progress as `work-progress` server-sent events, tagged with the
+ * request's `progressId` (chosen by the client, so it can listen before it asks).
+ */
 import { z } from 'zod';
+import type { ProgressListener } from '../../core/index.ts';
 import {
   copyBackups,
   listBackups,
@@ -10,6 +15,12 @@ import {
 import type { ApiBuilder } from './api-builder.ts';
 import type { ApiContext } from './context.ts';
 
+/** Tags the request's `work-progress` events (GET /api/events?progressId=... filters them). */
+const progressIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._-]{1,64}$/, '1 to 64 letters, digits, ".", "_" or "-"')
+  .optional();
+
 const restoreSchema = z.strictObject({
   remoteId: z.string().min(1),
   vmId: z.string().min(1),
@@ -19,6 +30,7 @@ const restoreSchema = z.strictObject({
   /** Folder on the server where new files `<vmId>-<diskId>.<format>` are written. */
   dir: z.string().min(1).startsWith('/', 'an absolute path'),
   format: z.enum(['raw', 'qcow2', 'vhd']).default('qcow2'),
+  progressId: progressIdSchema,
 });
 
 const copySchema = z.strictObject({
@@ -26,6 +38,7 @@ const copySchema = z.strictObject({
   to: z.string().min(1),
   vmId: z.string().min(1).optional(),
   mode: z.enum(['all', 'mirror']).optional(),
+  progressId: progressIdSchema,
 });
 
 const verifySchema = z.strictObject({
@@ -33,7 +46,22 @@ const verifySchema = z.strictObject({
   vmId: z.string().min(1).optional(),
   /** Fraction of blocks whose data is read and hashed (0..1). */
   dataSample: z.number().min(0).max(1).optional(),
+  progressId: progressIdSchema,
 });
+
+/** Progress of one request as `work-progress` events (at most ten a second, the last always). */
+function publishProgress(
+  ctx: ApiContext,
+  operation: 'restore' | 'copy' | 'verify',
+  progressId: string | undefined,
+): { onProgress?: ProgressListener } {
+  if (progressId === undefined) return {};
+  return {
+    onProgress: (progress) => {
+      ctx.hub.publish({ type: 'work-progress', data: { operation, progressId, ...progress } });
+    },
+  };
+}
 
 export function registerBackupRoutes(api: ApiBuilder, ctx: ApiContext): void {
   const tag = 'backups';
@@ -99,6 +127,7 @@ export function registerBackupRoutes(api: ApiBuilder, ctx: ApiContext): void {
           dir: body.dir,
           format: body.format,
           ...(body.diskIds === undefined ? {} : { diskIds: body.diskIds }),
+          ...publishProgress(ctx, 'restore', body.progressId),
         }),
       },
     }),
@@ -113,6 +142,7 @@ export function registerBackupRoutes(api: ApiBuilder, ctx: ApiContext): void {
         to: body.to,
         ...(body.vmId === undefined ? {} : { vmId: body.vmId }),
         ...(body.mode === undefined ? {} : { mode: body.mode }),
+        ...publishProgress(ctx, 'copy', body.progressId),
       }),
     }),
   );
@@ -125,6 +155,7 @@ export function registerBackupRoutes(api: ApiBuilder, ctx: ApiContext): void {
         remoteId: body.remoteId,
         ...(body.vmId === undefined ? {} : { vmId: body.vmId }),
         ...(body.dataSample === undefined ? {} : { dataSample: body.dataSample }),
+        ...publishProgress(ctx, 'verify', body.progressId),
       }),
     }),
   );

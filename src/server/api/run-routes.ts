@@ -68,16 +68,17 @@ export function registerRunRoutes(api: ApiBuilder, ctx: ApiContext): void {
     '/api/events',
     {
       summary:
-        'server-sent events: run-queued, run-started, machine-phase, disk-progress, machine-finished, warning, run-finished, run-skipped (text/event-stream)',
+        'server-sent events: run-queued, run-started, machine-phase, disk-progress, machine-finished, warning, run-finished, run-skipped, and work-progress of restore, copy and verify requests that carry a progressId (text/event-stream); runId or progressId keep only those events',
       tag,
-      query: ['runId'],
+      query: ['runId', 'progressId'],
     },
     async ({ res, query }) => {
       const runId = query.get('runId');
+      const progressId = query.get('progressId');
       ctx.hub.subscribe(res, (event) => {
-        if (runId === null) return true;
-        const data = event.data as { runId?: unknown };
-        return data.runId === runId;
+        const data = event.data as { runId?: unknown; progressId?: unknown };
+        if (runId !== null && data.runId !== runId) return false;
+        return progressId === null || data.progressId === progressId;
       });
       return 'handled';
     },

@@ -27,7 +27,7 @@ const CHROMIUM_FLAGS = [
   '--disable-sync',
 ];
 
-test('web page: log in, add a remote, create a job, run it with live progress, read the log, restore', async () => {
+test('web page: log in, add a remote, create a job, run it with live progress, read the log, restore with live progress', async () => {
   const executablePath = requireTool('chromium');
   requireTool('qemu-storage-daemon');
   await mkdir(ARTIFACTS, { recursive: true });
@@ -161,8 +161,21 @@ test('web page: log in, add a remote, create a job, run it with live progress, r
     await page.waitForSelector('#point-detail .badge-key');
     await page.fill('#point-detail input[name=dir]', restoreDir);
     await page.selectOption('#point-detail select[name=format]', 'raw');
+    // Every text the live progress line shows is recorded (it is replaced by the result).
+    await page.evaluate(`
+      window.progressTexts = [];
+      new MutationObserver(() => {
+        const text = document.querySelector('#restore-progress')?.textContent;
+        if (text) window.progressTexts.push(text);
+      }).observe(document.body, { subtree: true, childList: true, characterData: true });
+    `);
     await page.click('#restore-button');
     await page.waitForSelector('.restored-file', { timeout: 30_000 });
+    const progressTexts = await page.evaluate<string[]>('window.progressTexts');
+    assert.ok(
+      progressTexts.some((t) => /^restoring disk\d: [\d.]+ \S+ of [\d.]+ MiB/.test(t)),
+      `live restore progress shown: ${JSON.stringify(progressTexts)}`,
+    );
     await page.screenshot({ path: join(ARTIFACTS, '6-restore.png'), fullPage: true });
     const restored = createHash('sha256')
       .update(await readFile(join(restoreDir, `${machine.id}-disk0.raw`)))

@@ -33,12 +33,11 @@ import { QmpSession, type QmpSessionOptions } from './qmp-session.ts';
 import { parseBlockDevices, parseBlockNodes } from './qmp-types.ts';
 import type { QmpAddress } from './qmp-client.ts';
 import {
-  restoreDiskToImage,
   restoreIntoImageFile,
+  restoreIntoMachineImage,
   restoreThroughNbd,
   type NbdRestoreOptions,
 } from './restore.ts';
-import { imageInfo } from './qemu-tools.ts';
 
 export interface QemuMachineConfig {
   readonly id: string;
@@ -300,23 +299,10 @@ export class QemuHypervisor<TTls = unknown> implements Hypervisor {
           `machine ${config.id} has no disk ${target.diskId}`,
         );
       }
-      if (openSink !== undefined) {
-        const info = await imageInfo(this.#qemuImg(), image.path);
-        if (info.virtualSizeBytes !== source.sizeBytes) {
-          throw new HypervisorError('HYPERVISOR_SIZE_MISMATCH', `${image.path} differs in size`, {
-            details: { sourceSizeBytes: source.sizeBytes, diskSizeBytes: info.virtualSizeBytes },
-          });
-        }
-        const done = await restoreThroughNbd(
-          source,
-          { path: image.path, format: image.format, create: false },
-          this.#nbdRestoreOptions(openSink, options),
-        );
-        return { target, location: image.path, sizeBytes: source.sizeBytes, ...done };
-      }
-      return restoreDiskToImage(source, target, image, {
+      return restoreIntoMachineImage(source, target, image, {
         qemuImg: this.#qemuImg(),
         ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(openSink === undefined ? {} : { nbd: this.#nbdRestoreOptions(openSink, options) }),
       });
     }
     throw new HypervisorError(

@@ -87,18 +87,42 @@ export async function restoreIntoImageFile(
   }
 }
 
-export async function restoreDiskToImage(
+async function checkImageSize(qemuImg: string, path: string, sizeBytes: number): Promise<void> {
+  const info = await imageInfo(qemuImg, path);
+  if (info.virtualSizeBytes !== sizeBytes) {
+    throw new HypervisorError('HYPERVISOR_SIZE_MISMATCH', `${path} differs in size`, {
+      details: { sourceSizeBytes: sizeBytes, diskSizeBytes: info.virtualSizeBytes },
+    });
+  }
+}
+
+/**
+ * Back into a stopped machine's image of the same size: in place through a writable qemu-nbd
+ * export when `nbd` is given (the image keeps its bitmaps), else rewritten and replaced by rename.
+ */
+export async function restoreIntoMachineImage<TTls>(
+  source: DiskSource,
+  target: Extract<DiskRestoreTarget, { kind: 'machine-disk' }>,
+  image: QemuImageConfig,
+  options: RestoreToolOptions & { readonly nbd?: NbdRestoreOptions<TTls> },
+): Promise<RestoredDisk> {
+  if (options.nbd === undefined) return restoreDiskToImage(source, target, image, options);
+  await checkImageSize(options.qemuImg, image.path, source.sizeBytes);
+  const done = await restoreThroughNbd(
+    source,
+    { path: image.path, format: image.format, create: false },
+    options.nbd,
+  );
+  return { target, location: image.path, sizeBytes: source.sizeBytes, ...done };
+}
+
+async function restoreDiskToImage(
   source: DiskSource,
   target: Extract<DiskRestoreTarget, { kind: 'machine-disk' }>,
   image: QemuImageConfig,
   options: RestoreToolOptions,
 ): Promise<RestoredDisk> {
-  const info = await imageInfo(options.qemuImg, image.path);
-  if (info.virtualSizeBytes !== source.sizeBytes) {
-    throw new HypervisorError('HYPERVISOR_SIZE_MISMATCH', `${image.path} differs in size`, {
-      details: { sourceSizeBytes: source.sizeBytes, diskSizeBytes: info.virtualSizeBytes },
-    });
-  }
+  await checkImageSize(options.qemuImg, image.path, source.sizeBytes);
   const temporary = `${image.path}.vmdelta-restore`;
   await unlink(temporary).catch(() => undefined);
   const restored = await restoreIntoImageFile(

@@ -1,7 +1,7 @@
 /**
  * Block objects (docs/design.md §4.4): a 48-byte header (magic, version, codec, plain and
- * payload lengths, hash of the plaintext by the repository's algorithm) then the payload. Pure: bytes
- * in, values out.
+ * payload lengths, hash of the plaintext by the repository's algorithm) then the payload.
+ * Pure: bytes in, values out.
  */
 import { createRequire } from 'node:module';
 import { ByteReader, ByteWriter, BinaryError } from '../binary/index.ts';

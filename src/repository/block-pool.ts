@@ -31,7 +31,7 @@ import {
 } from './block-codec.ts';
 import { blake3BindingPath, type BlockHashName } from './block-hash.ts';
 import { kernelSource } from './block-kernel.ts';
-import type { CompressionConfig } from './config.ts';
+import type { RepositoryConfig } from './config.ts';
 import { BLOCK_HEADER_BYTES, CODEC_NONE, CODEC_ZSTD, MIN_COMPRESSION_SAVING } from './constants.ts';
 import { RepositoryError } from './errors.ts';
 
@@ -97,7 +97,7 @@ export class BlockWorkerPool {
 
   constructor(
     size: number,
-    codecs: { readonly compression: CompressionConfig; readonly hash: BlockHashName },
+    codecs: Pick<RepositoryConfig, 'compression' | 'hash'>,
     blockCapacityBytes: number,
   ) {
     const { compression } = codecs;

@@ -6,22 +6,16 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { MiB } from '../../src/core/index.ts';
-import { runCli } from '../../src/cli/run-cli.ts';
 import { DemoMachine } from '../../src/cli/demo/demo-machine.ts';
 import { makeTempDir } from '../harness/index.ts';
-import { captureIo } from './capture-io.ts';
+import { cliInDataDir } from './capture-io.ts';
 
 test('CLI: configure, run twice, list, restore bit-exact, verify, prune, copy, logs', async () => {
   const tmp = await makeTempDir('vmd-cli-');
   const machine = await DemoMachine.start(tmp.path, [8 * MiB]);
   try {
     const dataDir = join(tmp.path, 'data');
-    const cli = async (...args: string[]) => {
-      const c = captureIo();
-      const code = await runCli([...args, '--data-dir', dataDir], c.io);
-      process.exitCode = 0;
-      return { code, out: c.out(), err: c.err() };
-    };
+    const cli = cliInDataDir(dataDir);
     assert.equal((await cli('remote', 'add', 'nas', '--path', join(tmp.path, 'nas'))).code, 0);
     assert.equal((await cli('remote', 'add', 'copy', '--path', join(tmp.path, 'copy'))).code, 0);
     assert.match((await cli('remote', 'test', 'nas')).out, /remote nas: OK/);

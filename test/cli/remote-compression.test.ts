@@ -3,23 +3,17 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { runCli } from '../../src/cli/run-cli.ts';
 import { EXIT_USAGE } from '../../src/cli/exit-codes.ts';
 import { LocalObjectStore } from '../../src/storage/index.ts';
 import { Repository } from '../../src/repository/index.ts';
 import { makeTempDir } from '../harness/index.ts';
-import { captureIo } from './capture-io.ts';
+import { cliInDataDir } from './capture-io.ts';
 
 test('remote add --compression sets the new repository compression; bad values are refused', async () => {
   const tmp = await makeTempDir('vmd-cmp-');
   try {
     const dataDir = join(tmp.path, 'data');
-    const cli = async (...args: string[]) => {
-      const c = captureIo();
-      const code = await runCli([...args, '--data-dir', dataDir], c.io);
-      process.exitCode = 0;
-      return { code, out: c.out(), err: c.err() };
-    };
+    const cli = cliInDataDir(dataDir);
     for (const bad of ['lz4', 'zstd:20', 'zstd:-8', 'zstd:1.5', 'zstd:']) {
       const result = await cli('remote', 'add', 'x', '--path', tmp.path, '--compression', bad);
       assert.equal(result.code, EXIT_USAGE, bad);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { runCli } from '../../src/cli/run-cli.ts';
 import { makeSimVhdEncoder } from '../xapi-sim/index.ts';
 import { startSim } from '../hypervisor/xapi/sim-fixture.ts';
-import { captureIo } from './capture-io.ts';
+import { captureIo, cliInDataDir } from './capture-io.ts';
 
 const MiB = 1024 * 1024;
 const sha = (data: Buffer): string => createHash('sha256').update(data).digest('hex');
@@ -70,12 +70,7 @@ test('CLI: backup restore-vm recreates a XAPI VM from a restore point', async ()
         ],
       }),
     );
-    const cli = async (...args: string[]) => {
-      const c = captureIo();
-      const code = await runCli([...args, '--data-dir', dataDir], c.io);
-      process.exitCode = 0;
-      return { code, out: c.out(), err: c.err() };
-    };
+    const cli = cliInDataDir(dataDir);
     const run = await cli('job', 'run', 'nightly');
     assert.equal(run.code, 0, run.out + run.err);
     const listed = await cli('backup', 'list', '--remote', 'nas', '--json');

@@ -15,6 +15,8 @@ import {
 } from '../../src/repository/index.ts';
 
 const capacityBytes = 256 * 1024;
+/** The repository defaults' codecs, at zstd level 1. */
+const ZSTD_BLAKE3 = { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' } as const;
 
 function samples(): { name: string; data: Buffer }[] {
   const random = randomFillSync(Buffer.alloc(capacityBytes));
@@ -38,11 +40,7 @@ function shared(buffers: BlockBuffers, data: Buffer): Buffer {
 }
 
 test('in place and through slots: identical objects, input untouched, decoded into the block', async () => {
-  const pool = new BlockWorkerPool(
-    2,
-    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
-    capacityBytes,
-  );
+  const pool = new BlockWorkerPool(2, ZSTD_BLAKE3, capacityBytes);
   const buffers = new BlockBuffers(capacityBytes);
   try {
     for (const { name, data } of samples()) {
@@ -81,11 +79,7 @@ test('in place and through slots: identical objects, input untouched, decoded in
 });
 
 test('many objects out at once: encoding goes on through the slots, every object intact', async () => {
-  const pool = new BlockWorkerPool(
-    2,
-    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
-    capacityBytes,
-  );
+  const pool = new BlockWorkerPool(2, ZSTD_BLAKE3, capacityBytes);
   const buffers = new BlockBuffers(capacityBytes, 64);
   try {
     const blocks = Array.from({ length: 40 }, (_, i) => {
@@ -111,11 +105,7 @@ test('many objects out at once: encoding goes on through the slots, every object
 });
 
 test('a corrupt object decoded in place is REPO_BLOCK_CORRUPT naming it', async () => {
-  const pool = new BlockWorkerPool(
-    1,
-    { compression: { codec: 'zstd', level: 1 }, hash: 'blake3' },
-    capacityBytes,
-  );
+  const pool = new BlockWorkerPool(1, ZSTD_BLAKE3, capacityBytes);
   const buffers = new BlockBuffers(capacityBytes);
   try {
     for (const { name, data } of samples()) {

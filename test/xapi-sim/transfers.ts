@@ -171,8 +171,7 @@ async function exportVdi(
       });
     }
     if (res.destroyed) {
-      // The client went away (a BAT-only read): stop producing, free the encoder's files.
-      (stream as unknown as { destroy?: () => void }).destroy?.();
+      // The client went away (a BAT-only read); the 'close' listener stopped the producer.
       failTask(ctx, taskRef, ['VDI_IO_ERROR', 'connection closed by the client']);
       return;
     }
